@@ -1,0 +1,112 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/strata-ref/strata/libs/mtls"
+)
+
+// Config says where the database is and what to do on open.
+type Config struct {
+	// URL is a postgres:// URL with sslmode=verify-full; user is the role.
+	URL string
+	TLS *mtls.Source
+	// Migrations holds NNNNN_name.sql goose files; nil skips migration.
+	Migrations fs.FS
+	MaxConns   int32
+	// StartTimeout bounds how long Open waits for the database to answer.
+	StartTimeout time.Duration
+	// Tracer instruments queries (otelpgx); optional.
+	Tracer pgx.QueryTracer
+}
+
+// ErrPlaintext is returned for a URL that would allow an unverified or
+// unencrypted connection.
+var ErrPlaintext = errors.New("postgres URL must use sslmode=verify-full")
+
+// Open connects, waits for the database (up to StartTimeout), and applies
+// pending migrations.
+func Open(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres URL: %w", err)
+	}
+	if u.Query().Get("sslmode") != "verify-full" {
+		return nil, ErrPlaintext
+	}
+	pc, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres URL: %w", err)
+	}
+	pc.ConnConfig.TLSConfig = cfg.TLS.StoreConfig(pc.ConnConfig.Host)
+	pc.ConnConfig.Fallbacks = nil // never fall back to another sslmode
+	pc.ConnConfig.Tracer = cfg.Tracer
+	if cfg.MaxConns > 0 {
+		pc.MaxConns = cfg.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("postgres pool: %w", err)
+	}
+	if err := waitReady(ctx, pool, cfg.StartTimeout); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if cfg.Migrations != nil {
+		if err := Migrate(ctx, pool, cfg.Migrations); err != nil {
+			pool.Close()
+			return nil, err
+		}
+	}
+	return pool, nil
+}
+
+func waitReady(ctx context.Context, pool *pgxpool.Pool, limit time.Duration) error {
+	if limit <= 0 {
+		limit = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	delay := 100 * time.Millisecond
+	for {
+		err := pool.Ping(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("postgres %s not reachable within %s: %w", pool.Config().ConnConfig.Host, limit, err)
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 2*time.Second)
+	}
+}
+
+// Migrate applies the embedded goose migrations under an advisory lock.
+func Migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS) error {
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return err
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations, goose.WithSessionLocker(locker))
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}

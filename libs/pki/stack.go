@@ -1,0 +1,55 @@
+package pki
+
+import (
+	"fmt"
+	"io"
+	"time"
+)
+
+// Workloads are the SPIFFE identities Strata issues.
+var Workloads = []string{"auth", "ledger", "analytics", "session", "loadtest", "prometheus"}
+
+// Stores are the data stores that get server certificates.
+var Stores = []string{"postgres", "redis", "cassandra"}
+
+// StackOptions sets lifetimes and extra names for IssueStack.
+type StackOptions struct {
+	WorkloadTTL, StoreTTL, CATTL time.Duration
+	Hosts                        []string        // extra DNS names on every leaf
+	Only                         map[string]bool // issue only these (nil: all)
+	Log                          io.Writer
+}
+
+// IssueStack makes (or keeps) the CA in dir and renews every leaf.
+func IssueStack(dir string, o StackOptions) error {
+	ca, created, err := LoadOrCreateCA(dir, o.CATTL)
+	if err != nil {
+		return err
+	}
+	if created && o.Log != nil {
+		fmt.Fprintf(o.Log, "created CA %s/ca.pem\n", dir)
+	}
+	issue := func(name string, ttl time.Duration, spiffe bool) error {
+		if o.Only != nil && !o.Only[name] {
+			return nil
+		}
+		if err := ca.Issue(dir, Leaf{Name: name, TTL: ttl, SPIFFE: spiffe, Hosts: o.Hosts}); err != nil {
+			return err
+		}
+		if o.Log != nil {
+			fmt.Fprintf(o.Log, "issued %s (valid %s)\n", name, ttl)
+		}
+		return nil
+	}
+	for _, w := range Workloads {
+		if err := issue(w, o.WorkloadTTL, true); err != nil {
+			return err
+		}
+	}
+	for _, s := range Stores {
+		if err := issue(s, o.StoreTTL, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}

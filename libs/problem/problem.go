@@ -1,0 +1,61 @@
+package problem
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// ContentType is the media type of every error response.
+const ContentType = "application/problem+json"
+
+// Problem is an RFC 9457 problem details object.
+type Problem struct {
+	Type     string `json:"type,omitempty"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail,omitempty"`
+	Instance string `json:"instance,omitempty"`
+	// RequestID lets a client quote the request when asking an operator.
+	RequestID string `json:"request_id,omitempty"`
+	// RetryAfter, when set, is also sent as the Retry-After header (seconds).
+	RetryAfter time.Duration `json:"-"`
+}
+
+// New returns a problem with the standard title for status.
+func New(status int, detail string) Problem {
+	return Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail}
+}
+
+// WithRetryAfter returns p with a Retry-After hint.
+func (p Problem) WithRetryAfter(d time.Duration) Problem { p.RetryAfter = d; return p }
+
+// Write sends p on w.
+func (p Problem) Write(w http.ResponseWriter) {
+	if p.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((p.RetryAfter+time.Second-1)/time.Second)))
+	}
+	w.Header().Set("Content-Type", ContentType)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// Abort writes p on the gin context and stops the handler chain.
+func Abort(c *gin.Context, p Problem) {
+	if p.RequestID == "" {
+		p.RequestID = c.GetString(RequestIDKey)
+	}
+	if p.Instance == "" {
+		p.Instance = c.Request.URL.Path
+	}
+	p.Write(c.Writer)
+	c.Abort()
+}
+
+// RequestIDKey is the gin context key under which the server stores the
+// request id.
+const RequestIDKey = "request_id"

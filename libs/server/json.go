@@ -1,0 +1,63 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/strata-ref/strata/libs/problem"
+)
+
+// DecodeJSON reads exactly one JSON object into v, rejecting unknown fields,
+// trailing data and a wrong content type. On failure it writes the problem
+// (400, 413 or 415) and returns false; the handler just returns.
+func DecodeJSON(c *gin.Context, v any) bool {
+	if ct := c.ContentType(); ct != "application/json" {
+		problem.Abort(c, problem.New(http.StatusUnsupportedMediaType, "Content-Type must be application/json"))
+		return false
+	}
+	dec := json.NewDecoder(c.Request.Body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("trailing data after the JSON object")
+	}
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("trailing data after the JSON object")
+		}
+	}
+	if err == nil {
+		return true
+	}
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		problem.Abort(c, problem.New(http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", tooBig.Limit)))
+		return false
+	}
+	problem.Abort(c, problem.New(http.StatusBadRequest, "malformed JSON body: "+describe(err)))
+	return false
+}
+
+// describe turns a decoding error into a message safe to show a client.
+func describe(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("syntax error at byte %d", syn.Offset)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("field %q must be %s", typ.Field, typ.Type)
+	case errors.Is(err, io.EOF):
+		return "empty body"
+	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		return strings.TrimPrefix(err.Error(), "json: ")
+	default:
+		return "not a single JSON object"
+	}
+}

@@ -1,0 +1,260 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
+
+	"github.com/strata-ref/strata/libs/mtls"
+	"github.com/strata-ref/strata/libs/observe"
+	"github.com/strata-ref/strata/libs/problem"
+)
+
+// Check is one readiness probe: a named dependency and how to ping it.
+type Check struct {
+	Name string
+	Ping func(context.Context) error
+}
+
+// Config is what a service hands to New.
+type Config struct {
+	Name         string // service name: "ledger"
+	PublicAddr   string // "127.0.0.1:8442"; port 0 picks a free port
+	InternalAddr string // "127.0.0.1:9442"
+	TLS          *mtls.Source
+	Logger       *slog.Logger
+	Registry     *prometheus.Registry
+	Tracing      *observe.Tracing
+	Checks       []Check
+	// MaxBodyBytes caps every request body (default 1 MiB).
+	MaxBodyBytes int64
+	// ShutdownTimeout bounds the graceful drain (default 10 s).
+	ShutdownTimeout time.Duration
+	// MetricsPeers may scrape /metrics (default prometheus and loadtest).
+	MetricsPeers []string
+}
+
+// Server holds the two gin engines; a service adds its routes, then calls Run.
+type Server struct {
+	cfg      Config
+	Public   *gin.Engine
+	Internal *gin.Engine
+
+	mu    sync.Mutex
+	addrs [2]net.Addr
+}
+
+// New builds both engines with the shared middleware chain and the health,
+// readiness and metrics routes.
+func New(cfg Config) *Server {
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	if cfg.MetricsPeers == nil {
+		cfg.MetricsPeers = []string{"prometheus", "loadtest"}
+	}
+	gin.SetMode(gin.ReleaseMode)
+	s := &Server{cfg: cfg, Public: s0(cfg, "public"), Internal: s0(cfg, "internal")}
+	for _, e := range []*gin.Engine{s.Public, s.Internal} {
+		e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+		e.GET("/readyz", s.ready)
+	}
+	s.Internal.GET("/metrics", RequirePeers(cfg.MetricsPeers...), observe.MetricsHandler(cfg.Registry))
+	return s
+}
+
+func s0(cfg Config, listener string) *gin.Engine {
+	e := gin.New()
+	e.ContextWithFallback = true // c.Request.Context() carries the span; handlers use it downward
+	e.HandleMethodNotAllowed = true
+	e.Use(requestID(), recovery(cfg.Logger))
+	if cfg.Tracing != nil {
+		e.Use(otelgin.Middleware(cfg.Name,
+			otelgin.WithTracerProvider(cfg.Tracing.Provider),
+			otelgin.WithPropagators(cfg.Tracing.Propagator)))
+	}
+	if cfg.Registry != nil {
+		e.Use(observe.RED(cfg.Registry, listener))
+	}
+	e.Use(accessLog(cfg.Logger, listener), limitBody(cfg.MaxBodyBytes))
+	e.NoRoute(func(c *gin.Context) { problem.Abort(c, problem.New(http.StatusNotFound, "no such resource")) })
+	e.NoMethod(func(c *gin.Context) { problem.Abort(c, problem.New(http.StatusMethodNotAllowed, "method not allowed here")) })
+	return e
+}
+
+var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{8,64}$`)
+
+// requestID keeps a well-formed X-Request-ID from the caller and mints one
+// otherwise, so a log line and a client's error report can be matched.
+func requestID() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id := c.GetHeader("X-Request-ID")
+		if !validRequestID.MatchString(id) {
+			var b [12]byte
+			_, _ = rand.Read(b[:])
+			id = hex.EncodeToString(b[:])
+		}
+		c.Set(problem.RequestIDKey, id)
+		c.Header("X-Request-ID", id)
+		c.Next()
+	}
+}
+
+func recovery(log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		defer func() {
+			if r := recover(); r != nil {
+				if err, ok := r.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+					panic(r)
+				}
+				log.ErrorContext(c.Request.Context(), "panic", "panic", fmt.Sprint(r), "stack", string(debug.Stack()),
+					"request_id", c.GetString(problem.RequestIDKey))
+				problem.Abort(c, problem.New(http.StatusInternalServerError, "internal error"))
+			}
+		}()
+		c.Next()
+	}
+}
+
+func accessLog(log *slog.Logger, listener string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		c.Next()
+		// The query string is left out: it may hold codes and tokens.
+		attrs := []any{"listener", listener, "method", c.Request.Method, "route", c.FullPath(), "path", c.Request.URL.Path,
+			"status", c.Writer.Status(), "duration_ms", float64(time.Since(start).Microseconds()) / 1000,
+			"request_id", c.GetString(problem.RequestIDKey)}
+		if id, ok := mtls.PeerID(c.Request); ok {
+			attrs = append(attrs, "peer", id.String())
+		}
+		level := slog.LevelInfo
+		if c.Writer.Status() >= 500 {
+			level = slog.LevelError
+		}
+		log.Log(c.Request.Context(), level, "request", attrs...)
+	}
+}
+
+func limitBody(n int64) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if c.Request.ContentLength > n {
+			problem.Abort(c, problem.New(http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", n)))
+			return
+		}
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, n)
+		c.Next()
+	}
+}
+
+// RequirePeers admits only internal callers whose SVID names one of the
+// given workloads; anyone else in the trust domain gets 403.
+func RequirePeers(names ...string) gin.HandlerFunc {
+	allowed := make(map[string]bool, len(names))
+	for _, n := range names {
+		allowed[mtls.ID(n).String()] = true
+	}
+	return func(c *gin.Context) {
+		id, ok := mtls.PeerID(c.Request)
+		if !ok || !allowed[id.String()] {
+			problem.Abort(c, problem.New(http.StatusForbidden, "this workload may not call this route"))
+			return
+		}
+		c.Next()
+	}
+}
+
+func (s *Server) ready(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	results := make(map[string]string, len(s.cfg.Checks))
+	failed := false
+	for _, chk := range s.cfg.Checks {
+		if err := chk.Ping(ctx); err != nil {
+			s.cfg.Logger.WarnContext(ctx, "readiness check failed", "check", chk.Name, "err", err)
+			results[chk.Name] = "unavailable"
+			failed = true
+			continue
+		}
+		results[chk.Name] = "ok"
+	}
+	if failed {
+		c.Header("Retry-After", "1")
+		c.Header("Content-Type", problem.ContentType)
+		c.JSON(http.StatusServiceUnavailable, gin.H{"type": "about:blank", "title": "Service Unavailable", "status": 503,
+			"detail": "a dependency is unavailable", "checks": results})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready", "checks": results})
+}
+
+// Addrs returns the bound public and internal addresses once Run listens.
+func (s *Server) Addrs() (public, internal net.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addrs[0], s.addrs[1]
+}
+
+// Run serves both listeners until ctx ends, then drains in-flight requests
+// for at most ShutdownTimeout. It returns the first listener error.
+func (s *Server) Run(ctx context.Context) error {
+	lnPub, err := net.Listen("tcp", s.cfg.PublicAddr)
+	if err != nil {
+		return fmt.Errorf("listen public %s: %w", s.cfg.PublicAddr, err)
+	}
+	lnInt, err := net.Listen("tcp", s.cfg.InternalAddr)
+	if err != nil {
+		lnPub.Close()
+		return fmt.Errorf("listen internal %s: %w", s.cfg.InternalAddr, err)
+	}
+	s.mu.Lock()
+	s.addrs = [2]net.Addr{lnPub.Addr(), lnInt.Addr()}
+	s.mu.Unlock()
+
+	errLog := slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn)
+	servers := []*http.Server{
+		{Handler: s.Public, TLSConfig: s.cfg.TLS.PublicServerConfig(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog},
+		{Handler: s.Internal, TLSConfig: s.cfg.TLS.InternalServerConfig(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog},
+	}
+	listeners := []net.Listener{lnPub, lnInt}
+	errc := make(chan error, 2)
+	for i, srv := range servers {
+		go func() {
+			if err := srv.Serve(tls.NewListener(listeners[i], srv.TLSConfig)); !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	s.cfg.Logger.Info("listening", "public", lnPub.Addr().String(), "internal", lnInt.Addr().String())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	for _, srv := range servers {
+		if err := srv.Shutdown(sctx); err != nil && runErr == nil {
+			runErr = fmt.Errorf("shutdown: %w", err)
+		}
+	}
+	s.cfg.Logger.Info("stopped")
+	return runErr
+}
