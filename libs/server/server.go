@@ -95,7 +95,9 @@ func s0(cfg Config, listener string) *gin.Engine {
 	}
 	e.Use(accessLog(cfg.Logger, listener), limitBody(cfg.MaxBodyBytes))
 	e.NoRoute(func(c *gin.Context) { problem.Abort(c, problem.New(http.StatusNotFound, "no such resource")) })
-	e.NoMethod(func(c *gin.Context) { problem.Abort(c, problem.New(http.StatusMethodNotAllowed, "method not allowed here")) })
+	e.NoMethod(func(c *gin.Context) {
+		problem.Abort(c, problem.New(http.StatusMethodNotAllowed, "method not allowed here"))
+	})
 	return e
 }
 

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# test-all.sh — what `make test` runs: start the native stack if it is not
+# up, run every workspace module's tests with the race detector, and stop
+# the servers this run started (a stack that was already up stays up).
+#
+# A root `go test ./...` would miss the workspace's other modules, so this
+# loops over every module listed in go.work. Packages run one at a time
+# (-p 1): integration tests stop and restart shared servers on purpose.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+STACK="$ROOT/deploy/native/stack.sh"
+cd "$ROOT"
+
+started=()
+for s in postgres redis cassandra; do
+  bash "$STACK" pid "$s" >/dev/null 2>&1 || started+=("$s")
+done
+cleanup() {
+  if ((${#started[@]})); then
+    echo "[test] stopping what this run started: ${started[*]}" >&2
+    bash "$STACK" down "${started[@]}" || true
+  fi
+}
+trap cleanup EXIT
+
+bash "$STACK" up
+
+modules=$(go work edit -json | sed -n 's/.*"DiskPath": "\(.*\)".*/\1/p')
+failed=()
+for m in $modules; do
+  echo "[test] module $m" >&2
+  if ! (cd "$m" && go test -race -count=1 -p 1 -timeout 20m ${GOTESTFLAGS:-} ./...); then
+    failed+=("$m")
+  fi
+done
+if ((${#failed[@]})); then
+  echo "[test] FAILED modules: ${failed[*]}" >&2
+  exit 1
+fi
+echo "[test] all modules passed" >&2

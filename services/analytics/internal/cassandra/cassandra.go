@@ -1,0 +1,128 @@
+// Package cassandra opens the analytics service's Cassandra session: TLS
+// with the workload's SVID as client certificate (the node requires one),
+// the keyspace created if missing, and the query-first schema applied
+// idempotently (every statement is IF NOT EXISTS).
+package cassandra
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"strings"
+	"time"
+
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
+
+	"github.com/strata-ref/strata/libs/mtls"
+)
+
+//go:embed schema/*.cql
+var schema embed.FS
+
+// Config says where the cluster is and how to write.
+type Config struct {
+	Hosts       []string
+	Port        int
+	Keyspace    string
+	Replication string // CQL replication map for CREATE KEYSPACE
+	Consistency gocql.Consistency
+	Timeout     time.Duration
+	TLS         *mtls.Source
+	// StartTimeout bounds how long Open waits for the cluster.
+	StartTimeout time.Duration
+}
+
+// Open connects, creates the keyspace if missing and applies the schema.
+func Open(ctx context.Context, cfg Config) (*gocql.Session, error) {
+	if cfg.StartTimeout == 0 {
+		cfg.StartTimeout = 60 * time.Second
+	}
+	// The keyspace may not exist yet: bootstrap without one.
+	boot, err := connect(ctx, cfg, "")
+	if err != nil {
+		return nil, err
+	}
+	err = applySchema(ctx, boot, cfg)
+	boot.Close()
+	if err != nil {
+		return nil, err
+	}
+	return connect(ctx, cfg, cfg.Keyspace)
+}
+
+func cluster(cfg Config, keyspace string) *gocql.ClusterConfig {
+	c := gocql.NewCluster(cfg.Hosts...)
+	c.Port = cfg.Port
+	c.Keyspace = keyspace
+	c.Consistency = cfg.Consistency
+	c.Timeout = cfg.Timeout
+	c.ConnectTimeout = cfg.Timeout
+	c.SslOpts = &gocql.SslOptions{Config: cfg.TLS.StoreConfig(cfg.Hosts[0])}
+	return c
+}
+
+func connect(ctx context.Context, cfg Config, keyspace string) (*gocql.Session, error) {
+	deadline := time.Now().Add(cfg.StartTimeout)
+	delay := 250 * time.Millisecond
+	for {
+		s, err := cluster(cfg, keyspace).CreateSession()
+		if err == nil {
+			return s, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("cassandra %s not reachable within %s: %w", strings.Join(cfg.Hosts, ","), cfg.StartTimeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 2*time.Second)
+	}
+}
+
+func applySchema(ctx context.Context, s *gocql.Session, cfg Config) error {
+	stmt := fmt.Sprintf("CREATE KEYSPACE IF NOT EXISTS %s WITH replication = %s", cfg.Keyspace, cfg.Replication)
+	if err := s.Query(stmt).WithContext(ctx).Exec(); err != nil {
+		return fmt.Errorf("create keyspace: %w", err)
+	}
+	files, err := schema.ReadDir("schema")
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		b, err := schema.ReadFile("schema/" + f.Name())
+		if err != nil {
+			return err
+		}
+		for _, q := range strings.Split(string(b), ";") {
+			q = stripComments(q)
+			if q == "" {
+				continue
+			}
+			q = strings.ReplaceAll(q, "{{keyspace}}", cfg.Keyspace)
+			if err := s.Query(q).WithContext(ctx).Exec(); err != nil {
+				return fmt.Errorf("schema %s: %w", f.Name(), err)
+			}
+		}
+	}
+	return nil
+}
+
+func stripComments(q string) string {
+	var out []string
+	for _, line := range strings.Split(q, "\n") {
+		if t := strings.TrimSpace(line); t != "" && !strings.HasPrefix(t, "--") {
+			out = append(out, line)
+		}
+	}
+	return strings.TrimSpace(strings.Join(out, "\n"))
+}
+
+// Ping asks the coordinator for its version: the readiness check.
+func Ping(s *gocql.Session) func(context.Context) error {
+	return func(ctx context.Context) error {
+		var v string
+		return s.Query("SELECT release_version FROM system.local").WithContext(ctx).Consistency(gocql.One).Scan(&v)
+	}
+}

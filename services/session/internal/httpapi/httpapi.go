@@ -1,0 +1,124 @@
+// Package httpapi is the session service's HTTP surface: the internal API
+// on the mTLS listener (create, get, touch, delete; callers chosen by
+// SPIFFE ID) and the one mapping from domain errors to status codes.
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/strata-ref/strata/libs/problem"
+	"github.com/strata-ref/strata/libs/server"
+	"github.com/strata-ref/strata/services/session/internal/session"
+)
+
+// API serves the session routes.
+type API struct{ svc *session.Service }
+
+// New returns the API over svc.
+func New(svc *session.Service) *API { return &API{svc: svc} }
+
+// RegisterInternal mounts /internal/sessions. Only auth creates, touches
+// and deletes; ledger and analytics may also read (the stateful check that
+// a token's session is still alive before a write).
+func (a *API) RegisterInternal(r gin.IRouter) {
+	g := r.Group("/internal/sessions")
+	g.POST("", server.RequirePeers("auth"), a.create)
+	g.GET("/:sid", server.RequirePeers("auth", "ledger", "analytics"), a.get)
+	g.POST("/:sid/touch", server.RequirePeers("auth"), a.touch)
+	g.DELETE("/:sid", server.RequirePeers("auth"), a.delete)
+	g.GET("", server.RequirePeers("auth"), a.listByUser)
+}
+
+type createRequest struct {
+	UserID    string    `json:"user_id"`
+	FamilyID  string    `json:"family_id"`
+	AuthTime  time.Time `json:"auth_time"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func (a *API) create(c *gin.Context) {
+	var req createRequest
+	if !server.DecodeJSON(c, &req) {
+		return
+	}
+	s, err := a.svc.Create(c.Request.Context(), session.New(req))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, s)
+}
+
+func (a *API) get(c *gin.Context) {
+	s, err := a.svc.Get(c.Request.Context(), c.Param("sid"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, s)
+}
+
+type touchRequest struct {
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func (a *API) touch(c *gin.Context) {
+	var req touchRequest
+	if !server.DecodeJSON(c, &req) {
+		return
+	}
+	s, err := a.svc.Touch(c.Request.Context(), c.Param("sid"), req.ExpiresAt)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, s)
+}
+
+func (a *API) delete(c *gin.Context) {
+	if err := a.svc.Revoke(c.Request.Context(), c.Param("sid")); err != nil {
+		fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+func (a *API) listByUser(c *gin.Context) {
+	uid := c.Query("user_id")
+	if uid == "" {
+		problem.Abort(c, problem.New(http.StatusBadRequest, "user_id is required"))
+		return
+	}
+	list(c, a.svc, uid)
+}
+
+func list(c *gin.Context, svc *session.Service, userID string) {
+	ss, err := svc.List(c.Request.Context(), userID)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if ss == nil {
+		ss = []session.Session{}
+	}
+	c.JSON(http.StatusOK, gin.H{"sessions": ss})
+}
+
+// fail is the service's one error-to-status mapping.
+func fail(c *gin.Context, err error) {
+	switch {
+	case errors.Is(err, session.ErrNotFound):
+		problem.Abort(c, problem.New(http.StatusNotFound, "no such session"))
+	case errors.Is(err, session.ErrInvalid):
+		problem.Abort(c, problem.New(http.StatusBadRequest, "invalid session request"))
+	case errors.Is(err, session.ErrUnavailable):
+		problem.Abort(c, problem.New(http.StatusServiceUnavailable, "session store unavailable").WithRetryAfter(time.Second))
+	default:
+		_ = c.Error(err)
+		problem.Abort(c, problem.New(http.StatusInternalServerError, "internal error"))
+	}
+}
