@@ -88,4 +88,6 @@ func (i *Issuer) Validator(t testing.TB, audience string) *authn.Validator {
 }
 
 // JWKS returns the public key set as the auth service publishes it.
-func (i *Issuer) JWKS() jose.JSONWebKeySet { return jose.JSONWebKeySet{Keys: []jose.JSONWebKey{i.Public}} }
+func (i *Issuer) JWKS() jose.JSONWebKeySet {
+	return jose.JSONWebKeySet{Keys: []jose.JSONWebKey{i.Public}}
+}
