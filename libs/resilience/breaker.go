@@ -18,6 +18,9 @@ type Metrics struct {
 	state       *prometheus.GaugeVec
 	transitions *prometheus.CounterVec
 	fallbacks   *prometheus.CounterVec
+	calls       *prometheus.CounterVec
+	latency     *prometheus.HistogramVec
+	retries     *prometheus.CounterVec
 }
 
 // NewMetrics registers the resilience series on reg.
@@ -36,7 +39,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Fallbacks taken, per call site.",
 		}, []string{"call_site"}),
 	}
-	reg.MustRegister(m.state, m.transitions, m.fallbacks)
+	m.calls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "strata_client_requests_total",
+		Help: "Outbound service calls per dependency and outcome (2xx, 4xx, 5xx, shed, timeout, breaker_open, error, deadline).",
+	}, []string{"dependency", "outcome"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "strata_client_request_duration_seconds",
+		Help:    "Outbound service call latency per dependency, retries included.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{"dependency"})
+	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "strata_client_retries_total",
+		Help: "Retries of outbound calls per dependency.",
+	}, []string{"dependency"})
+	reg.MustRegister(m.state, m.transitions, m.fallbacks, m.calls, m.latency, m.retries)
 	return m
 }
 
@@ -73,6 +89,14 @@ func DefaultIsFailure(err error) bool {
 // NewBreaker builds a breaker whose state is exported, logged and recorded as
 // a span event on the call that changed it.
 func NewBreaker[R any](cfg BreakerConfig, m *Metrics, log *slog.Logger) circuitbreaker.CircuitBreaker[R] {
+	if cfg.IsFailure == nil {
+		cfg.IsFailure = DefaultIsFailure
+	}
+	isFailure := cfg.IsFailure
+	return newBreaker(cfg, func(_ R, err error) bool { return isFailure(err) }, m, log)
+}
+
+func newBreaker[R any](cfg BreakerConfig, handle func(R, error) bool, m *Metrics, log *slog.Logger) circuitbreaker.CircuitBreaker[R] {
 	if cfg.FailureRate == 0 {
 		cfg.FailureRate = 0.5
 	}
@@ -88,12 +112,9 @@ func NewBreaker[R any](cfg BreakerConfig, m *Metrics, log *slog.Logger) circuitb
 	if cfg.SuccessThreshold == 0 {
 		cfg.SuccessThreshold = 3
 	}
-	if cfg.IsFailure == nil {
-		cfg.IsFailure = DefaultIsFailure
-	}
 	m.state.WithLabelValues(cfg.Dependency).Set(0)
 	return circuitbreaker.NewBuilder[R]().
-		HandleIf(func(_ R, err error) bool { return cfg.IsFailure(err) }).
+		HandleIf(handle).
 		WithFailureRateThreshold(cfg.FailureRate, cfg.MinExecutions, cfg.Period).
 		WithDelay(cfg.Delay).
 		WithSuccessThreshold(cfg.SuccessThreshold).
@@ -121,4 +142,14 @@ func stateValue(s circuitbreaker.State) float64 {
 	default:
 		return 0
 	}
+}
+
+// StateGauge exposes the state series of dependency (for tests and dashboards' docs).
+func (m *Metrics) StateGauge(dependency string) prometheus.Gauge {
+	return m.state.WithLabelValues(dependency)
+}
+
+// FallbackCounter exposes the fallback series of callSite.
+func (m *Metrics) FallbackCounter(callSite string) prometheus.Counter {
+	return m.fallbacks.WithLabelValues(callSite)
 }

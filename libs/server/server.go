@@ -46,6 +46,8 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// MetricsPeers may scrape /metrics (default prometheus and loadtest).
 	MetricsPeers []string
+	// Shed tunes the public listener's adaptive limiter.
+	Shed ShedConfig
 }
 
 // Server holds the two gin engines; a service adds its routes, then calls Run.
@@ -53,6 +55,8 @@ type Server struct {
 	cfg      Config
 	Public   *gin.Engine
 	Internal *gin.Engine
+
+	shedder *Shedder
 
 	mu    sync.Mutex
 	addrs [2]net.Addr
@@ -70,8 +74,12 @@ func New(cfg Config) *Server {
 	if cfg.MetricsPeers == nil {
 		cfg.MetricsPeers = []string{"prometheus", "loadtest"}
 	}
+	if cfg.Registry == nil {
+		cfg.Registry = observe.NewRegistry()
+	}
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{cfg: cfg, Public: s0(cfg, "public"), Internal: s0(cfg, "internal")}
+	s := &Server{cfg: cfg, shedder: newShedder(cfg.Shed, "public", cfg.Registry, cfg.Logger)}
+	s.Public, s.Internal = s0(cfg, "public", s.shedder), s0(cfg, "internal", nil)
 	for _, e := range []*gin.Engine{s.Public, s.Internal} {
 		e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 		e.GET("/readyz", s.ready)
@@ -80,7 +88,11 @@ func New(cfg Config) *Server {
 	return s
 }
 
-func s0(cfg Config, listener string) *gin.Engine {
+// s0 builds one listener's engine. The order matters: request id and panic
+// recovery first, then the span and the RED metrics (so shed requests are
+// traced and counted), the access log, then load shedding, which runs before
+// any route's token verification or I/O, and the body limit.
+func s0(cfg Config, listener string, shed *Shedder) *gin.Engine {
 	e := gin.New()
 	e.ContextWithFallback = true // c.Request.Context() carries the span; handlers use it downward
 	e.HandleMethodNotAllowed = true
@@ -93,7 +105,11 @@ func s0(cfg Config, listener string) *gin.Engine {
 	if cfg.Registry != nil {
 		e.Use(observe.RED(cfg.Registry, listener))
 	}
-	e.Use(accessLog(cfg.Logger, listener), limitBody(cfg.MaxBodyBytes))
+	e.Use(accessLog(cfg.Logger, listener))
+	if shed != nil {
+		e.Use(shed.middleware())
+	}
+	e.Use(limitBody(cfg.MaxBodyBytes))
 	e.NoRoute(func(c *gin.Context) { problem.Abort(c, problem.New(http.StatusNotFound, "no such resource")) })
 	e.NoMethod(func(c *gin.Context) {
 		problem.Abort(c, problem.New(http.StatusMethodNotAllowed, "method not allowed here"))
@@ -244,6 +260,9 @@ func (s *Server) Run(ctx context.Context) error {
 		}()
 	}
 	s.cfg.Logger.Info("listening", "public", lnPub.Addr().String(), "internal", lnInt.Addr().String())
+
+	calibrate := s.shedder.prio.ScheduleCalibrations(ctx, time.Second)
+	defer calibrate()
 
 	var runErr error
 	select {

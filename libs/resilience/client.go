@@ -1,0 +1,211 @@
+package resilience
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/failsafe-go/failsafe-go"
+	"github.com/failsafe-go/failsafe-go/budget"
+	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+	"github.com/failsafe-go/failsafe-go/failsafehttp"
+	"github.com/failsafe-go/failsafe-go/retrypolicy"
+	"github.com/failsafe-go/failsafe-go/timeout"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// ClientConfig configures the outbound client for one dependency.
+type ClientConfig struct {
+	Dependency string      // "session", "analytics": metric label and breaker name
+	BaseURL    string      // "https://127.0.0.1:9444"
+	TLS        *tls.Config // mTLS, pinned to the callee's SPIFFE ID (mtls.Source.ClientConfig)
+	// Timeout caps one attempt [1 s]. Each attempt also ends 10 % before the
+	// caller's own deadline, so the caller always has time to fall back.
+	Timeout time.Duration
+	// MaxRetries for idempotent requests [2]; backoff 50 ms doubling to
+	// 1 s with jitter, or the server's Retry-After when longer.
+	MaxRetries int
+	// RetryBudget caps retries at this fraction of in-flight calls [0.2], so
+	// a struggling dependency never sees a retry storm.
+	RetryBudget float64
+	Breaker     BreakerConfig
+	// Tracing: spans for each call and W3C trace context on the wire.
+	TracerProvider trace.TracerProvider
+	Propagator     propagation.TextMapPropagator
+	// Faults, when set, lets a teacher inject latency or errors (dev only).
+	Faults *Faults
+}
+
+// Client is the one way a Strata service calls another: mTLS, trace
+// context, a per-attempt timeout derived from the caller's deadline, a
+// circuit breaker per dependency, and retries only for requests that are
+// safe to repeat (idempotent methods, or any method carrying an
+// Idempotency-Key). The policy order, outermost first, is
+// Retry(CircuitBreaker(Timeout(call))): every attempt is judged by the
+// breaker, and an open breaker ends the retries at once.
+type Client struct {
+	cfg     ClientConfig
+	http    *http.Client
+	retry   retrypolicy.RetryPolicy[*http.Response]
+	breaker circuitbreaker.CircuitBreaker[*http.Response]
+	m       *Metrics
+}
+
+// ErrOpen is returned while the dependency's breaker is open.
+var ErrOpen = circuitbreaker.ErrOpen
+
+// NewClient builds the client; its breaker is exported as
+// strata_breaker_state{dependency}.
+func NewClient(cfg ClientConfig, m *Metrics, log *slog.Logger) *Client {
+	if cfg.Timeout == 0 {
+		cfg.Timeout = time.Second
+	}
+	if cfg.MaxRetries == 0 {
+		cfg.MaxRetries = 2
+	}
+	if cfg.RetryBudget == 0 {
+		cfg.RetryBudget = 0.2
+	}
+	cfg.Breaker.Dependency = cfg.Dependency
+	if cfg.Breaker.IsFailure == nil {
+		cfg.Breaker.IsFailure = DefaultIsFailure
+	}
+	isFailure := cfg.Breaker.IsFailure
+	bc := cfg.Breaker
+	var transport http.RoundTripper = &http.Transport{TLSClientConfig: cfg.TLS, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second,
+		ForceAttemptHTTP2: true}
+	if cfg.Faults != nil {
+		transport = cfg.Faults.wrap(cfg.Dependency, transport)
+	}
+	opts := []otelhttp.Option{}
+	if cfg.TracerProvider != nil {
+		opts = append(opts, otelhttp.WithTracerProvider(cfg.TracerProvider))
+	}
+	if cfg.Propagator != nil {
+		opts = append(opts, otelhttp.WithPropagators(cfg.Propagator))
+	}
+	transport = otelhttp.NewTransport(transport, opts...)
+
+	breaker := newHTTPBreaker(bc, isFailure, m, log)
+	retryBudget := budget.NewBuilder().WithMaxRate(cfg.RetryBudget).WithMinConcurrency(1).Build()
+	dep := cfg.Dependency
+	retry := failsafehttp.NewRetryPolicyBuilder().
+		AbortOnErrors(context.Canceled, context.DeadlineExceeded, circuitbreaker.ErrOpen, budget.ErrExceeded).
+		WithMaxRetries(cfg.MaxRetries).
+		WithBackoff(50*time.Millisecond, time.Second).
+		WithJitterFactor(0.25).
+		WithDelayFunc(retryAfterDelay).
+		WithBudget(retryBudget).
+		ReturnLastFailure(). // the caller sees the last response, not "retries exceeded"
+		OnRetry(func(failsafe.ExecutionEvent[*http.Response]) { m.retries.WithLabelValues(dep).Inc() }).
+		Build()
+	return &Client{cfg: cfg, http: &http.Client{Transport: transport}, retry: retry, breaker: breaker, m: m}
+}
+
+// newHTTPBreaker judges responses as well as errors: a 5xx (other than 501)
+// is a failure; a 429 is load shedding by the callee and says nothing about
+// its health, so it is not.
+func newHTTPBreaker(cfg BreakerConfig, isFailure func(error) bool, m *Metrics, log *slog.Logger) circuitbreaker.CircuitBreaker[*http.Response] {
+	cfg.IsFailure = isFailure
+	return newBreaker(cfg, func(resp *http.Response, err error) bool {
+		if err != nil {
+			return isFailure(err)
+		}
+		return resp != nil && resp.StatusCode >= 500 && resp.StatusCode != http.StatusNotImplemented
+	}, m, log)
+}
+
+// retryAfterDelay honours Retry-After (seconds or HTTP-date) on 429 and
+// 503; otherwise the backoff applies.
+func retryAfterDelay(exec failsafe.ExecutionAttempt[*http.Response]) time.Duration {
+	resp := exec.LastResult()
+	if resp == nil || (resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable) {
+		return -1
+	}
+	if d, ok := RetryAfter(resp.Header, time.Now()); ok {
+		return d
+	}
+	return -1
+}
+
+// Retryable reports whether req may be sent more than once.
+func Retryable(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return req.Header.Get("Idempotency-Key") != ""
+}
+
+// Do sends req (a path relative to BaseURL is resolved against it). The
+// caller owns resp.Body. A 4xx or 5xx is a response, not an error; errors
+// are transport failures, timeouts, ErrOpen and context ends.
+func (c *Client) Do(req *http.Request) (*http.Response, error) {
+	if req.URL.Host == "" {
+		u, err := req.URL.Parse(c.cfg.BaseURL + req.URL.String())
+		if err != nil {
+			return nil, err
+		}
+		req.URL = u
+	}
+	attempt := c.cfg.Timeout
+	if dl, ok := req.Context().Deadline(); ok {
+		left := time.Until(dl)
+		attempt = min(attempt, left-left/10)
+		if attempt <= 0 {
+			c.m.calls.WithLabelValues(c.cfg.Dependency, "deadline").Inc()
+			return nil, fmt.Errorf("%s: %w", c.cfg.Dependency, context.DeadlineExceeded)
+		}
+	}
+	policies := []failsafe.Policy[*http.Response]{c.breaker, timeout.New[*http.Response](attempt)}
+	if Retryable(req) {
+		policies = append([]failsafe.Policy[*http.Response]{c.retry}, policies...)
+	}
+	start := time.Now()
+	resp, err := failsafehttp.NewRequestWithExecutor(req, c.http, failsafe.With(policies...).WithContext(req.Context())).Do()
+	c.m.latency.WithLabelValues(c.cfg.Dependency).Observe(time.Since(start).Seconds())
+	c.m.calls.WithLabelValues(c.cfg.Dependency, outcome(resp, err)).Inc()
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", c.cfg.Dependency, req.URL.Path, err)
+	}
+	return resp, nil
+}
+
+func outcome(resp *http.Response, err error) string {
+	switch {
+	case errors.Is(err, circuitbreaker.ErrOpen):
+		return "breaker_open"
+	case errors.Is(err, timeout.ErrExceeded), errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case err != nil:
+		return "error"
+	case resp.StatusCode == http.StatusTooManyRequests:
+		return "shed"
+	case resp.StatusCode >= 500:
+		return "5xx"
+	default:
+		return strconv.Itoa(resp.StatusCode/100) + "xx"
+	}
+}
+
+// State is the breaker's state, for readiness details and tests.
+func (c *Client) State() circuitbreaker.State { return c.breaker.State() }
+
+// Fallback runs call; when it fails, it counts a fallback at callSite and
+// returns what fallback makes of the error. Every call site names its
+// fallback, so a student can find what happens when a dependency is down.
+func Fallback[T any](m *Metrics, callSite string, call func() (T, error), fallback func(error) (T, error)) (T, error) {
+	v, err := call()
+	if err == nil {
+		return v, nil
+	}
+	m.Fallback(callSite)
+	return fallback(err)
+}

@@ -1,0 +1,129 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/failsafe-go/failsafe-go/adaptivelimiter"
+	"github.com/failsafe-go/failsafe-go/priority"
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-ref/strata/libs/problem"
+)
+
+// ShedConfig tunes server-side load shedding. Zero fields take the defaults.
+type ShedConfig struct {
+	// The adaptive concurrency limit moves between MinLimit [4] and
+	// MaxLimit [256], starting at InitialLimit [32]: it grows while latency
+	// stays at its baseline and shrinks when latency rises with it (queueing
+	// inside the service), so it settles near what the machine can serve.
+	MinLimit, MaxLimit, InitialLimit uint
+	// MaxWait bounds how long a request may queue for a permit [250 ms];
+	// past it the request is shed. The queue itself is bounded at 2-3x the
+	// limit, where rejections start gradually.
+	MaxWait time.Duration
+	// RetryAfter is the hint sent with every 429 [1 s].
+	RetryAfter time.Duration
+}
+
+// Shedder is the adaptive limiter in front of a listener's business routes.
+// It runs before token verification and any I/O, so a rejected request
+// costs microseconds. Health, readiness and metrics are never shed.
+type Shedder struct {
+	cfg      ShedConfig
+	limiter  adaptivelimiter.PriorityLimiter[any]
+	prio     priority.Prioritizer
+	priority func(*http.Request) priority.Priority
+	shed     *prometheus.CounterVec
+	log      *slog.Logger
+}
+
+func newShedder(cfg ShedConfig, listener string, reg prometheus.Registerer, log *slog.Logger) *Shedder {
+	if cfg.MinLimit == 0 {
+		cfg.MinLimit = 4
+	}
+	if cfg.MaxLimit == 0 {
+		cfg.MaxLimit = 256
+	}
+	if cfg.InitialLimit == 0 {
+		cfg.InitialLimit = 32
+	}
+	if cfg.MaxWait == 0 {
+		cfg.MaxWait = 250 * time.Millisecond
+	}
+	if cfg.RetryAfter == 0 {
+		cfg.RetryAfter = time.Second
+	}
+	prio := adaptivelimiter.NewPrioritizerBuilder().Build()
+	limiter := adaptivelimiter.NewBuilder[any]().
+		WithLimits(cfg.MinLimit, cfg.MaxLimit, cfg.InitialLimit).
+		WithQueueing(2, 3).
+		WithMaxWaitTime(cfg.MaxWait).
+		BuildPrioritized(prio)
+	s := &Shedder{cfg: cfg, limiter: limiter, prio: prio, log: log,
+		priority: func(*http.Request) priority.Priority { return priority.Medium },
+		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name:        "strata_shed_total",
+			Help:        "Requests rejected with 429 by the adaptive limiter, by reason (limit, queue_timeout).",
+			ConstLabels: prometheus.Labels{"listener": listener},
+		}, []string{"reason"}),
+	}
+	gauge := func(name, help string, fn func() int) prometheus.GaugeFunc {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: prometheus.Labels{"listener": listener}},
+			func() float64 { return float64(fn()) })
+	}
+	reg.MustRegister(s.shed,
+		gauge("strata_limiter_limit", "Current adaptive concurrency limit.", limiter.Limit),
+		gauge("strata_limiter_inflight", "Requests holding a permit.", limiter.Inflight),
+		gauge("strata_limiter_queued", "Requests waiting for a permit.", limiter.Queued),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_limiter_rejection_threshold",
+			Help: "Priority level below which requests are shed (0-499; 0: nothing is shed).", ConstLabels: prometheus.Labels{"listener": listener}},
+			func() float64 { return float64(prio.RejectionThreshold()) }),
+	)
+	return s
+}
+
+// neverShed are the operational endpoints: an overloaded service must still
+// say whether it is alive and be observable.
+var neverShed = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
+
+func (s *Shedder) middleware() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if neverShed[c.Request.URL.Path] {
+			c.Next()
+			return
+		}
+		ctx := s.priority(c.Request).AddTo(c.Request.Context())
+		permit, err := s.limiter.AcquirePermitWithMaxWait(ctx, s.cfg.MaxWait)
+		if err != nil {
+			if errors.Is(err, context.Canceled) {
+				c.Abort() // the client left; nothing to answer
+				return
+			}
+			reason := "limit"
+			if !errors.Is(err, adaptivelimiter.ErrExceeded) {
+				reason = "queue_timeout"
+			}
+			s.shed.WithLabelValues(reason).Inc()
+			problem.Abort(c, problem.New(http.StatusTooManyRequests, "the service is at capacity; retry after the indicated delay").
+				WithRetryAfter(s.cfg.RetryAfter))
+			return
+		}
+		c.Next()
+		if c.Request.Context().Err() != nil {
+			permit.Drop() // a cancelled request says nothing about capacity
+			return
+		}
+		permit.Record()
+	}
+}
+
+// Prioritize sets how requests rank when shedding: lower priorities are
+// shed first (e.g. analytics reads) and critical ones last (ledger writes).
+func (s *Server) Prioritize(fn func(*http.Request) priority.Priority) {
+	s.shedder.priority = fn
+}
