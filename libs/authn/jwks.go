@@ -20,7 +20,7 @@ import (
 // into a stream of requests to the issuer.
 type JWKS struct {
 	url        string
-	client     *http.Client
+	client     Doer
 	minRefresh time.Duration
 	now        func() time.Time
 
@@ -30,9 +30,15 @@ type JWKS struct {
 	flight  singleflight.Group
 }
 
-// NewJWKS returns a key source for url; client is the mTLS client that
-// reaches the auth service.
-func NewJWKS(url string, client *http.Client, minRefresh time.Duration) *JWKS {
+// Doer sends HTTP requests: an *http.Client, or the resilience.Client every
+// service uses for calls to another service.
+type Doer interface {
+	Do(*http.Request) (*http.Response, error)
+}
+
+// NewJWKS returns a key source for url; client reaches the auth service's
+// internal listener over mTLS.
+func NewJWKS(url string, client Doer, minRefresh time.Duration) *JWKS {
 	if minRefresh == 0 {
 		minRefresh = 30 * time.Second
 	}

@@ -2,9 +2,11 @@ package authn
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -39,7 +41,10 @@ type Config struct {
 }
 
 // Validator validates access tokens for one audience.
-type Validator struct{ cfg Config }
+type Validator struct {
+	cfg   Config
+	cache verified
+}
 
 // NewValidator checks cfg and returns a Validator.
 func NewValidator(cfg Config) (*Validator, error) {
@@ -53,7 +58,7 @@ func NewValidator(cfg Config) (*Validator, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Validator{cfg: cfg}, nil
+	return &Validator{cfg: cfg, cache: verified{m: map[[32]byte]Principal{}}}, nil
 }
 
 func invalid(format string, args ...any) error {
@@ -65,6 +70,23 @@ func (v *Validator) Validate(ctx context.Context, raw string) (Principal, error)
 	if len(raw) > MaxTokenBytes {
 		return Principal{}, invalid("token of %d bytes", len(raw))
 	}
+	key := sha256.Sum256([]byte(raw))
+	if p, ok := v.cache.get(key); ok {
+		// A token is immutable: once its signature and claims checked out,
+		// only time can make it invalid.
+		if v.cfg.Now().After(p.ExpiresAt.Add(v.cfg.Leeway)) {
+			return Principal{}, invalid("claims: token is expired (exp)")
+		}
+		return p, nil
+	}
+	p, err := v.validate(ctx, raw)
+	if err == nil {
+		v.cache.put(key, p)
+	}
+	return p, err
+}
+
+func (v *Validator) validate(ctx context.Context, raw string) (Principal, error) {
 	tok, err := jwt.ParseSigned(raw, Algorithms)
 	if err != nil {
 		return Principal{}, invalid("parse: %v", err)
@@ -110,4 +132,33 @@ func (v *Validator) Validate(ctx context.Context, raw string) (Principal, error)
 func isAccessTokenType(typ string) bool {
 	t := strings.ToLower(typ)
 	return t == TokenType || t == "application/"+TokenType
+}
+
+// verified caches the principals of tokens whose signature was verified, so
+// a client reusing its token pays for ECDSA verification once, not on every
+// request. It is bounded; when full, an arbitrary entry is evicted.
+type verified struct {
+	mu sync.RWMutex
+	m  map[[32]byte]Principal
+}
+
+const verifiedMax = 10000
+
+func (c *verified) get(k [32]byte) (Principal, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	p, ok := c.m[k]
+	return p, ok
+}
+
+func (c *verified) put(k [32]byte, p Principal) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= verifiedMax {
+		for old := range c.m {
+			delete(c.m, old)
+			break
+		}
+	}
+	c.m[k] = p
 }

@@ -292,3 +292,23 @@ func TestPrincipalCarriesClaims(t *testing.T) {
 		t.Fatal("String() leaks the token")
 	}
 }
+
+func TestCachedTokenStillExpires(t *testing.T) {
+	iss := authntest.NewIssuer(t)
+	now := time.Now()
+	v, err := authn.NewValidator(authn.Config{Issuer: authntest.IssuerURL, Audience: "ledger", Keys: iss, Leeway: time.Second,
+		Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := iss.Token(t, claims(func(c *authn.Claims) { c.Expiry = jwt.NewNumericDate(now.Add(time.Minute)) }))
+	for range 2 { // the second validation is served from the cache
+		if _, err := v.Validate(context.Background(), tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now = now.Add(2 * time.Minute)
+	if _, err := v.Validate(context.Background(), tok); !errors.Is(err, authn.ErrInvalidToken) {
+		t.Fatalf("expired token served from the cache: %v", err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/strata-ref/strata/libs/authn"
 	"github.com/strata-ref/strata/libs/config"
 	"github.com/strata-ref/strata/libs/pgstore"
 	"github.com/strata-ref/strata/libs/resilience"
@@ -28,6 +29,7 @@ const Port = 8444
 
 type settings struct {
 	server.Env
+	authn.Settings
 	PGURL     string        `env:"STRATA_PG_URL,required"`
 	RedisAddr string        `env:"STRATA_REDIS_ADDR,required"`
 	CacheTTL  time.Duration `env:"STRATA_SESSION_CACHE_TTL" envDefault:"5m"`
@@ -68,14 +70,21 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 	if cfg.CacheDisabled {
 		cache = noCache{}
 	}
+	res := resilience.NewMetrics(kit.Registry)
 	svc := session.NewService(postgres.New(pool, nil), cache, session.Config{TTL: cfg.CacheTTL},
-		newObserver(kit.Registry), resilience.NewMetrics(kit.Registry), kit.Logger)
+		newObserver(kit.Registry), res, kit.Logger)
 	go svc.Run(ctx)
+	validator, err := authn.NewServiceValidator(cfg.Settings, "session", kit.TLS, res, kit.Logger)
+	if err != nil {
+		return err
+	}
 
 	// Redis is not a readiness check: the service stays ready on Postgres
 	// alone while the cache is down.
 	srv := kit.NewServer(cfg.Env, server.Check{Name: "postgres", Ping: pool.Ping})
-	httpapi.New(svc).RegisterInternal(srv.Internal)
+	api := httpapi.New(svc)
+	api.RegisterInternal(srv.Internal)
+	api.RegisterPublic(srv.Public, validator.Middleware(kit.Logger))
 	return srv.Run(ctx)
 }
 

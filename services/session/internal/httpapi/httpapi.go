@@ -1,6 +1,7 @@
 // Package httpapi is the session service's HTTP surface: the internal API
 // on the mTLS listener (create, get, touch, delete; callers chosen by
-// SPIFFE ID) and the one mapping from domain errors to status codes.
+// SPIFFE ID), the public API for a signed-in user's own sessions, and the
+// one mapping from domain errors to status codes.
 package httpapi
 
 import (
@@ -10,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/strata-ref/strata/libs/authn"
 	"github.com/strata-ref/strata/libs/problem"
 	"github.com/strata-ref/strata/libs/server"
 	"github.com/strata-ref/strata/services/session/internal/session"
@@ -31,6 +33,51 @@ func (a *API) RegisterInternal(r gin.IRouter) {
 	g.POST("/:sid/touch", server.RequirePeers("auth"), a.touch)
 	g.DELETE("/:sid", server.RequirePeers("auth"), a.delete)
 	g.GET("", server.RequirePeers("auth"), a.listByUser)
+}
+
+// RegisterPublic mounts GET /v1/sessions, GET and DELETE /v1/sessions/{sid}
+// behind authenticate (the JWT middleware): a user sees and ends only their
+// own sessions; another user's sid answers 404, exactly like an unknown one.
+func (a *API) RegisterPublic(r gin.IRouter, authenticate gin.HandlerFunc) {
+	g := r.Group("/v1/sessions", authenticate)
+	g.GET("", func(c *gin.Context) {
+		p, _ := authn.FromContext(c.Request.Context())
+		list(c, a.svc, p.Subject)
+	})
+	g.GET("/:sid", a.getOwn)
+	g.DELETE("/:sid", a.deleteOwn)
+}
+
+// own reads a session through the cache and hides other users' sessions.
+func (a *API) own(c *gin.Context) (session.Session, error) {
+	ctx := c.Request.Context()
+	p, _ := authn.FromContext(ctx)
+	s, err := a.svc.Get(ctx, c.Param("sid"))
+	if err == nil && s.UserID != p.Subject {
+		return session.Session{}, session.ErrNotFound
+	}
+	return s, err
+}
+
+func (a *API) getOwn(c *gin.Context) {
+	s, err := a.own(c)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, s)
+}
+
+func (a *API) deleteOwn(c *gin.Context) {
+	s, err := a.own(c)
+	if err == nil {
+		err = a.svc.Revoke(c.Request.Context(), s.SID)
+	}
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
 }
 
 type createRequest struct {

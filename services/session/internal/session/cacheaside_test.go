@@ -60,7 +60,7 @@ type fixture struct {
 	clock *clock
 }
 
-func setup(t *testing.T, cfg session.Config) *fixture {
+func setup(t testing.TB, cfg session.Config) *fixture {
 	t.Helper()
 	st := testenv.StartStack(t, "postgres", "redis")
 	ctx := context.Background()
@@ -84,7 +84,7 @@ func setup(t *testing.T, cfg session.Config) *fixture {
 	return f
 }
 
-func (f *fixture) create(t *testing.T) session.Session {
+func (f *fixture) create(t testing.TB) session.Session {
 	t.Helper()
 	s, err := f.svc.Create(context.Background(), session.New{UserID: "user-" + session.NewSID()[:8], FamilyID: "fam", ExpiresAt: f.clock.Now().Add(time.Hour)})
 	if err != nil {
@@ -290,3 +290,48 @@ func TestPostgresDownCachedReadsContinue(t *testing.T) {
 		t.Fatalf("read after failed revoke: %v", err)
 	}
 }
+
+// BenchmarkGet compares the read path alone (no HTTP): a cache hit in Redis
+// against a read that always goes to Postgres, both over TLS, 32 goroutines.
+func BenchmarkGet(b *testing.B) {
+	for _, tc := range []struct {
+		name  string
+		cache bool
+	}{{"redis_hit", true}, {"postgres_only", false}} {
+		b.Run(tc.name, func(b *testing.B) {
+			f := setup(b, session.Config{})
+			if !tc.cache {
+				f.svc = session.NewService(f.store, missCache{}, session.Config{}, f.obs, resilience.NewMetrics(prometheus.NewRegistry()),
+					slog.New(slog.NewJSONHandler(io.Discard, nil)))
+			}
+			sids := make([]string, 64)
+			for i := range sids {
+				sids[i] = f.create(b).SID
+				if _, err := f.svc.Get(context.Background(), sids[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.SetParallelism(16) // 16 x GOMAXPROCS(2) = 32 goroutines
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := 0
+				for pb.Next() {
+					if _, err := f.svc.Get(context.Background(), sids[i%len(sids)]); err != nil {
+						b.Error(err)
+						return
+					}
+					i++
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reads/s")
+		})
+	}
+}
+
+type missCache struct{}
+
+func (missCache) Get(context.Context, string) (session.Entry, bool, error) {
+	return session.Entry{}, false, nil
+}
+func (missCache) Set(context.Context, string, session.Entry, time.Duration) error { return nil }
+func (missCache) Delete(context.Context, string) error                            { return nil }
