@@ -8,11 +8,12 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/strata-ref/strata/libs/mtls"
 )
@@ -27,8 +28,8 @@ type Config struct {
 	MaxConns   int32
 	// StartTimeout bounds how long Open waits for the database to answer.
 	StartTimeout time.Duration
-	// Tracer instruments queries (otelpgx); optional.
-	Tracer pgx.QueryTracer
+	// TracerProvider, when set, gives every query a span (otelpgx).
+	TracerProvider trace.TracerProvider
 }
 
 // ErrPlaintext is returned for a URL that would allow an unverified or
@@ -51,7 +52,9 @@ func Open(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 	}
 	pc.ConnConfig.TLSConfig = cfg.TLS.StoreConfig(pc.ConnConfig.Host)
 	pc.ConnConfig.Fallbacks = nil // never fall back to another sslmode
-	pc.ConnConfig.Tracer = cfg.Tracer
+	if cfg.TracerProvider != nil {
+		pc.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithTracerProvider(cfg.TracerProvider))
+	}
 	if cfg.MaxConns > 0 {
 		pc.MaxConns = cfg.MaxConns
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/strata-ref/strata/libs/mtls"
 	"github.com/strata-ref/strata/libs/observe"
+	"github.com/strata-ref/strata/libs/resilience"
 )
 
 // Env is the configuration every service shares; a service embeds it in its
@@ -39,13 +40,17 @@ func Defaults(port int) map[string]string {
 }
 
 // Kit is what every service builds first: its logger, metrics registry,
-// tracer provider and certificate source.
+// tracer provider, certificate source, resilience metrics and (in dev) the
+// fault toggles.
 type Kit struct {
-	Name     string
-	Logger   *slog.Logger
-	Registry *prometheus.Registry
-	Tracing  *observe.Tracing
-	TLS      *mtls.Source
+	Name       string
+	Env        string
+	Logger     *slog.Logger
+	Registry   *prometheus.Registry
+	Tracing    *observe.Tracing
+	TLS        *mtls.Source
+	Resilience *resilience.Metrics
+	Faults     *resilience.Faults // nil unless STRATA_ENV=dev
 }
 
 // Setup builds the Kit. Certificate rotation is logged through the kit's
@@ -68,13 +73,31 @@ func Setup(ctx context.Context, name string, env Env, stdout io.Writer) (*Kit, e
 	if err != nil {
 		return nil, fmt.Errorf("tracing: %w", err)
 	}
-	return &Kit{Name: name, Logger: logger, Registry: observe.NewRegistry(), Tracing: tracing, TLS: src}, nil
+	reg := observe.NewRegistry()
+	return &Kit{Name: name, Env: env.Env, Logger: logger, Registry: reg, Tracing: tracing, TLS: src,
+		Resilience: resilience.NewMetrics(reg), Faults: resilience.NewFaults(env.Env)}, nil
 }
 
-// NewServer builds the service's Server from the kit.
+// Client returns the resilient mTLS client for calls to dependency (a
+// Strata workload name), at baseURL, pinned to its SPIFFE ID, traced, and
+// subject to the fault toggles. Zero fields of cfg take the defaults.
+func (k *Kit) Client(dependency, baseURL string, cfg resilience.ClientConfig) *resilience.Client {
+	cfg.Dependency, cfg.BaseURL = dependency, baseURL
+	if cfg.TLS == nil {
+		cfg.TLS = k.TLS.ClientConfig(mtls.ID(dependency))
+	}
+	cfg.TracerProvider, cfg.Propagator, cfg.Faults = k.Tracing.Provider, k.Tracing.Propagator, k.Faults
+	return resilience.NewClient(cfg, k.Resilience, k.Logger)
+}
+
+// NewServer builds the service's Server from the kit. In dev, the fault
+// toggles are mounted on the internal listener for the loadtest workload
+// (the operator's tool); elsewhere that route answers 403.
 func (k *Kit) NewServer(env Env, checks ...Check) *Server {
-	return New(Config{Name: k.Name, PublicAddr: env.PublicAddr, InternalAddr: env.InternalAddr, TLS: k.TLS,
+	s := New(Config{Name: k.Name, PublicAddr: env.PublicAddr, InternalAddr: env.InternalAddr, TLS: k.TLS,
 		Logger: k.Logger, Registry: k.Registry, Tracing: k.Tracing, Checks: checks})
+	k.Faults.Register(s.Internal.Group("", RequirePeers("loadtest")))
+	return s
 }
 
 // Shutdown flushes telemetry.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/extra/redisotel/v9"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/strata-ref/strata/libs/authn"
@@ -51,7 +52,8 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 	defer kit.Shutdown(context.Background())
 	kit.Logger.Info("config", config.Attrs(&cfg)...)
 
-	pool, err := pgstore.Open(ctx, pgstore.Config{URL: cfg.PGURL, TLS: kit.TLS, Migrations: postgres.Migrations()})
+	pool, err := pgstore.Open(ctx, pgstore.Config{URL: cfg.PGURL, TLS: kit.TLS, Migrations: postgres.Migrations(),
+		TracerProvider: kit.Tracing.Provider})
 	if err != nil {
 		return err
 	}
@@ -63,18 +65,21 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 	}
 	rdb := goredis.NewClient(&goredis.Options{Addr: cfg.RedisAddr, TLSConfig: kit.TLS.StoreConfig(host),
 		DialTimeout: time.Second, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond,
+		PoolSize: 64, MinIdleConns: 8,
 		MaxRetries: -1}) // the breaker decides; no hidden retries
 	defer rdb.Close()
+	if err := redisotel.InstrumentTracing(rdb, redisotel.WithTracerProvider(kit.Tracing.Provider)); err != nil {
+		return fmt.Errorf("redis tracing: %w", err)
+	}
 
 	var cache session.Cache = redis.New(rdb)
 	if cfg.CacheDisabled {
 		cache = noCache{}
 	}
-	res := resilience.NewMetrics(kit.Registry)
-	svc := session.NewService(postgres.New(pool, nil), cache, session.Config{TTL: cfg.CacheTTL},
-		newObserver(kit.Registry), res, kit.Logger)
+	svc := session.NewService(postgres.New(pool, nil), cache, session.Config{TTL: cfg.CacheTTL, Faults: kit.Faults},
+		newObserver(kit.Registry), kit.Resilience, kit.Logger)
 	go svc.Run(ctx)
-	validator, err := authn.NewServiceValidator(cfg.Settings, "session", kit.TLS, res, kit.Logger)
+	validator, err := authn.NewServiceValidator(cfg.Settings, "session", kit.Client("auth", "", resilience.ClientConfig{Timeout: 2 * time.Second}))
 	if err != nil {
 		return err
 	}

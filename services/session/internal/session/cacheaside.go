@@ -32,6 +32,9 @@ type Config struct {
 	// committed [1 s]; see docs/cache-aside.md.
 	SecondDelete time.Duration
 	Now          func() time.Time
+	// Faults inject latency or errors into the "redis" and "postgres" calls
+	// (teaching toggles, dev only; nil in production).
+	Faults *resilience.Faults
 }
 
 func (c *Config) defaults() {
@@ -152,6 +155,9 @@ func (s *Service) fromEntry(e Entry, count bool) (Session, error) {
 // load reads Postgres and fills the cache.
 func (s *Service) load(ctx context.Context, sid string) (Session, error) {
 	v, err := s.storeCalls.WithContext(ctx).GetWithExecution(func(e failsafe.Execution[any]) (any, error) {
+		if err := s.cfg.Faults.Inject(e.Context(), "postgres"); err != nil {
+			return nil, err
+		}
 		return s.store.Get(e.Context(), sid)
 	})
 	switch {
@@ -261,6 +267,9 @@ func (s *Service) cacheGet(ctx context.Context, sid string) (e Entry, found, ok 
 		found bool
 	}
 	v, err := s.cacheCalls.WithContext(ctx).GetWithExecution(func(ex failsafe.Execution[any]) (any, error) {
+		if err := s.cfg.Faults.Inject(ex.Context(), "redis"); err != nil {
+			return nil, err
+		}
 		e, found, err := s.cache.Get(ex.Context(), sid)
 		return result{e, found}, err
 	})
