@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"reflect"
 	"strings"
@@ -109,4 +110,19 @@ func walk(v reflect.Value, fn func(key, field string, v reflect.Value)) {
 			fn(name, f.Name, v.Field(i))
 		}
 	}
+}
+
+// VarsCommand is the argument that makes a service print the variables it
+// reads, one per line, and exit: `ledger config-vars`. The compose and
+// Kubernetes consistency tests use it instead of a hand-kept list.
+const VarsCommand = "config-vars"
+
+// PrintVars writes Vars(cfg), one per line.
+func PrintVars(w io.Writer, cfg any) error {
+	vars, err := Vars(cfg)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, strings.Join(vars, "\n"))
+	return err
 }

@@ -40,8 +40,11 @@ type settings struct {
 
 func main() { server.Main("session", run) }
 
-func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	var cfg settings
+	if len(args) > 0 && args[0] == config.VarsCommand {
+		return config.PrintVars(stdout, &cfg)
+	}
 	if err := config.Load(getenv, &cfg, server.Defaults(Port)); err != nil {
 		return err
 	}
