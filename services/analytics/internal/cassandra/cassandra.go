@@ -19,7 +19,7 @@ import (
 //go:embed schema/*.cql
 var schema embed.FS
 
-// Config says where the cluster is and how to write.
+// Config says where the cluster is and how to talk to it.
 type Config struct {
 	Hosts       []string
 	Port        int
@@ -58,6 +58,12 @@ func cluster(cfg Config, keyspace string) *gocql.ClusterConfig {
 	c.Timeout = cfg.Timeout
 	c.ConnectTimeout = cfg.Timeout
 	c.SslOpts = &gocql.SslOptions{Config: cfg.TLS.StoreConfig(cfg.Hosts[0])}
+	// A node that was down or hung is retried every second (the default is
+	// a minute), so the service recovers on its own soon after the node does.
+	c.ReconnectInterval = time.Second
+	// No driver-level retries: the breaker decides, and the client (or the
+	// ledger's outbox) retries the whole idempotent request.
+	c.RetryPolicy = nil
 	return c
 }
 
