@@ -1,0 +1,171 @@
+// Package httpapi is the auth service's admin API: /v1/users, for callers
+// whose access token carries the admin role (audience "auth"), and the one
+// mapping from domain errors to HTTP status codes. The OpenID Connect
+// endpoints are internal/oidc's.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/strata-ref/strata/libs/authn"
+	"github.com/strata-ref/strata/libs/problem"
+	"github.com/strata-ref/strata/libs/server"
+	"github.com/strata-ref/strata/services/auth/internal/identity"
+)
+
+// SessionCheck reports whether an SSO session is alive: writes are
+// stateful (a token of a logged-out session cannot create users).
+type SessionCheck func(ctx context.Context, sid string) (bool, error)
+
+// API serves /v1/users.
+type API struct {
+	users identity.Store
+	alive SessionCheck
+	log   *slog.Logger
+}
+
+// New returns the API.
+func New(users identity.Store, alive SessionCheck, log *slog.Logger) *API {
+	return &API{users: users, alive: alive, log: log}
+}
+
+// Register mounts the routes behind authenticate (authn's middleware).
+func (a *API) Register(r gin.IRouter, authenticate gin.HandlerFunc) {
+	g := r.Group("/v1/users", authenticate, a.requireAdmin)
+	g.GET("", a.list)
+	g.POST("", a.stateful, a.create)
+	g.GET("/:id", a.get)
+	g.DELETE("/:id", a.stateful, a.disable)
+}
+
+func (a *API) requireAdmin(c *gin.Context) {
+	p, ok := authn.FromContext(c.Request.Context())
+	if !ok || !p.HasRole("admin") || p.Actor != "" {
+		problem.Abort(c, problem.New(http.StatusForbidden, "the admin role is required"))
+		return
+	}
+	c.Next()
+}
+
+func (a *API) stateful(c *gin.Context) {
+	p, _ := authn.FromContext(c.Request.Context())
+	ok, err := a.alive(c.Request.Context(), p.SessionID)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if !ok {
+		c.Header("WWW-Authenticate", `Bearer realm="strata", error="invalid_token"`)
+		problem.Abort(c, problem.New(http.StatusUnauthorized, "the session of this token has ended"))
+		return
+	}
+	c.Next()
+}
+
+type userJSON struct {
+	ID        string    `json:"id"`
+	Username  string    `json:"username"`
+	Roles     []string  `json:"roles"`
+	Region    string    `json:"region,omitempty"`
+	Disabled  bool      `json:"disabled"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func toJSON(u identity.User) userJSON {
+	return userJSON{ID: u.ID, Username: u.Username, Roles: u.Roles, Region: u.Region, Disabled: u.Disabled, CreatedAt: u.CreatedAt}
+}
+
+func (a *API) list(c *gin.Context) {
+	limit := 50
+	if s := c.Query("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 500 {
+			problem.Abort(c, problem.New(http.StatusBadRequest, "limit must be 1-500"))
+			return
+		}
+		limit = n
+	}
+	users, err := a.users.ListUsers(c.Request.Context(), c.Query("after"), limit)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	out := make([]userJSON, 0, len(users))
+	for _, u := range users {
+		out = append(out, toJSON(u))
+	}
+	next := ""
+	if len(users) == limit {
+		next = users[len(users)-1].Username
+	}
+	c.JSON(http.StatusOK, gin.H{"users": out, "next": next})
+}
+
+type createRequest struct {
+	Username string   `json:"username"`
+	Password string   `json:"password"`
+	Roles    []string `json:"roles"`
+	Region   string   `json:"region"`
+}
+
+func (a *API) create(c *gin.Context) {
+	var req createRequest
+	if !server.DecodeJSON(c, &req) {
+		return
+	}
+	u, err := identity.NewUser(uuid.NewString(), identity.NewUserInput(req), time.Now().UTC())
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if err := a.users.CreateUser(c.Request.Context(), u); err != nil {
+		fail(c, err)
+		return
+	}
+	p, _ := authn.FromContext(c.Request.Context())
+	a.log.InfoContext(c.Request.Context(), "user created", "user_id", u.ID, "by", p.Subject)
+	c.Header("Location", "/v1/users/"+u.ID)
+	c.JSON(http.StatusCreated, toJSON(u))
+}
+
+func (a *API) get(c *gin.Context) {
+	u, err := a.users.UserByID(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, toJSON(u))
+}
+
+func (a *API) disable(c *gin.Context) {
+	if err := a.users.SetDisabled(c.Request.Context(), c.Param("id"), true); err != nil {
+		fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// fail is the service's one error-to-status mapping.
+func fail(c *gin.Context, err error) {
+	switch {
+	case errors.Is(err, identity.ErrNotFound):
+		problem.Abort(c, problem.New(http.StatusNotFound, "no such user"))
+	case errors.Is(err, identity.ErrConflict):
+		problem.Abort(c, problem.New(http.StatusConflict, "username already taken"))
+	case errors.Is(err, identity.ErrInvalid):
+		problem.Abort(c, problem.New(http.StatusUnprocessableEntity, err.Error()))
+	case errors.Is(err, identity.ErrUnavailable):
+		problem.Abort(c, problem.New(http.StatusServiceUnavailable, "a dependency is unavailable").WithRetryAfter(time.Second))
+	default:
+		_ = c.Error(err)
+		problem.Abort(c, problem.New(http.StatusInternalServerError, "internal error"))
+	}
+}

@@ -1,0 +1,203 @@
+package oidc
+
+import (
+	"embed"
+	"errors"
+	"html/template"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+
+	"github.com/strata-ref/strata/libs/authn"
+	"github.com/strata-ref/strata/services/auth/internal/identity"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+var pages = template.Must(template.ParseFS(templateFS, "templates/*.html"))
+
+// SSOCookie holds the SSO session id. __Host- makes the browser insist on
+// Secure, Path=/ and no Domain; HttpOnly keeps it from scripts; SameSite=Lax
+// sends it on the top-level navigation to /oauth2/authorize that a second
+// client starts, and not on cross-site subrequests.
+const SSOCookie = "__Host-strata_sso"
+
+func page(c *gin.Context, status int, name string, data any) {
+	c.Header("Content-Type", "text/html; charset=utf-8")
+	c.Header("Cache-Control", "no-store")
+	c.Header("X-Frame-Options", "DENY") // no clickjacking of the password form
+	// No form-action: browsers apply it to the redirects after the POST,
+	// and those end at the client's redirect URI, another origin.
+	c.Header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	c.Status(status)
+	if err := pages.ExecuteTemplate(c.Writer, name, data); err != nil {
+		_ = c.Error(err)
+	}
+}
+
+func message(c *gin.Context, status int, title, msg string) {
+	page(c, status, "message.html", gin.H{"Title": title, "Message": msg})
+}
+
+type loginData struct {
+	AuthRequestID, ClientID, Username, Error string
+}
+
+// callback returns the browser to the op, which answers the client's
+// redirect URI with the code and state.
+func callback(c *gin.Context, authRequestID string) {
+	c.Redirect(http.StatusSeeOther, pathCallback+"?id="+url.QueryEscape(authRequestID))
+}
+
+// withSSO lets CreateAuthRequest see whether the browser has an SSO
+// cookie (prompt=none needs to know).
+func (p *Provider) withSSO(c *gin.Context) {
+	if sid, err := c.Cookie(SSOCookie); err == nil && sid != "" {
+		c.Request = c.Request.WithContext(withSSO(c.Request.Context(), sid))
+	}
+	c.Next()
+}
+
+// loginForm is where /oauth2/authorize sends the browser. With a live SSO
+// session (and no prompt=login, and within max_age) the request completes
+// at once: that is single sign-on. Otherwise the form is shown.
+func (p *Provider) loginForm(c *gin.Context) {
+	ctx := c.Request.Context()
+	ar, err := p.d.Tokens.AuthRequestByID(ctx, c.Query("authRequestID"))
+	if err != nil {
+		message(c, http.StatusBadRequest, "Sign-in expired", "This sign-in link is no longer valid. Start again from the application.")
+		return
+	}
+	if ar.Done {
+		callback(c, ar.ID)
+		return
+	}
+	if sid, err := c.Cookie(SSOCookie); err == nil && sid != "" && !slices.Contains(ar.Params.Prompt, oidc.PromptLogin) {
+		done, err := p.completeFromSession(c, ar, sid)
+		if err != nil {
+			p.d.Log.WarnContext(ctx, "SSO check failed; asking for the password", "err", err)
+		}
+		if done {
+			callback(c, ar.ID)
+			return
+		}
+	}
+	if slices.Contains(ar.Params.Prompt, oidc.PromptNone) {
+		callback(c, ar.ID) // not done: the op answers login_required / interaction_required
+		return
+	}
+	page(c, http.StatusOK, "login.html", loginData{AuthRequestID: ar.ID, ClientID: ar.ClientID, Username: ar.Params.LoginHint})
+}
+
+// completeFromSession finishes ar with the SSO session sid if it is alive
+// and recent enough.
+func (p *Provider) completeFromSession(c *gin.Context, ar identity.AuthRequest, sid string) (bool, error) {
+	ctx := c.Request.Context()
+	s, ok, err := p.d.Sessions.Get(ctx, sid)
+	if err != nil || !ok {
+		return false, err
+	}
+	if ar.Params.MaxAge != nil && time.Since(s.AuthTime) > time.Duration(*ar.Params.MaxAge)*time.Second {
+		return false, nil
+	}
+	u, err := p.d.Identities.UserByID(ctx, s.UserID)
+	if err != nil || u.Disabled {
+		return false, err
+	}
+	if err := p.d.Tokens.CompleteAuthRequest(ctx, ar.ID, u.ID, s.SID, s.FamilyID, s.AuthTime); err != nil {
+		return false, err
+	}
+	p.d.Log.InfoContext(ctx, "signed in by SSO session", "client_id", ar.ClientID, "sid", s.SID)
+	return true, nil
+}
+
+// loginSubmit checks the password, opens the SSO session at the session
+// service, starts its refresh-token family and completes the request.
+func (p *Provider) loginSubmit(c *gin.Context) {
+	ctx := c.Request.Context()
+	// Login CSRF: a browser always sends Origin on a form POST; one from
+	// another site must not sign the victim in to the attacker's account.
+	if o := c.GetHeader("Origin"); o != "" && o != "null" && o != p.cfg.Issuer && o != "https://"+c.Request.Host {
+		message(c, http.StatusForbidden, "Sign-in refused", "The sign-in form was submitted from another site.")
+		return
+	}
+	ar, err := p.d.Tokens.AuthRequestByID(ctx, c.PostForm("authRequestID"))
+	if err != nil {
+		message(c, http.StatusBadRequest, "Sign-in expired", "This sign-in link is no longer valid. Start again from the application.")
+		return
+	}
+	if ar.Done {
+		callback(c, ar.ID)
+		return
+	}
+	username := c.PostForm("username")
+	form := loginData{AuthRequestID: ar.ID, ClientID: ar.ClientID, Username: username}
+	u, wait, err := p.d.Auth.Login(ctx, username, c.PostForm("password"), c.RemoteIP())
+	switch {
+	case errors.Is(err, identity.ErrThrottled):
+		c.Header("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		form.Error = "Too many sign-in attempts. Wait a minute and try again."
+		page(c, http.StatusTooManyRequests, "login.html", form)
+		return
+	case errors.Is(err, identity.ErrBadCredentials):
+		p.d.Log.InfoContext(ctx, "sign-in failed", "client_id", ar.ClientID) // no username: it may be a mistyped password
+		form.Error = "Invalid username or password."
+		page(c, http.StatusUnauthorized, "login.html", form)
+		return
+	case err != nil:
+		_ = c.Error(err)
+		message(c, http.StatusInternalServerError, "Sign-in failed", "Something went wrong. Try again.")
+		return
+	}
+	now := time.Now().Truncate(time.Second)
+	familyID := uuid.NewString()
+	exp := now.Add(p.cfg.SessionTTL)
+	sid, err := p.d.Sessions.Create(ctx, NewSession{UserID: u.ID, FamilyID: familyID, AuthTime: now, ExpiresAt: exp})
+	if err != nil {
+		p.d.Log.ErrorContext(ctx, "create session failed", "err", err)
+		c.Header("Retry-After", "2")
+		message(c, http.StatusServiceUnavailable, "Sign-in unavailable", "Sign-in is briefly unavailable. Try again in a moment.")
+		return
+	}
+	if err := p.d.Tokens.CreateFamily(ctx, identity.Family{ID: familyID, SID: sid, UserID: u.ID}); err != nil {
+		_ = c.Error(err)
+		message(c, http.StatusInternalServerError, "Sign-in failed", "Something went wrong. Try again.")
+		return
+	}
+	if err := p.d.Tokens.CompleteAuthRequest(ctx, ar.ID, u.ID, sid, familyID, now); err != nil {
+		message(c, http.StatusBadRequest, "Sign-in expired", "This sign-in link is no longer valid. Start again from the application.")
+		return
+	}
+	http.SetCookie(c.Writer, &http.Cookie{Name: SSOCookie, Value: sid, Path: "/", Expires: exp, HttpOnly: true, Secure: true,
+		SameSite: http.SameSiteLaxMode})
+	p.d.Log.InfoContext(ctx, "signed in", "client_id", ar.ClientID, "sid", sid)
+	callback(c, ar.ID)
+}
+
+// logout ends the SSO session named by the cookie or by a bearer access
+// token (a CLI has no cookie) and clears the cookie, then lets the op
+// finish the OIDC end-session request (id_token_hint,
+// post_logout_redirect_uri, state).
+func (p *Provider) logout(c *gin.Context) {
+	ctx := c.Request.Context()
+	var sids []string
+	if sid, err := c.Cookie(SSOCookie); err == nil && sid != "" {
+		sids = append(sids, sid)
+	}
+	if raw, err := authn.BearerToken(c.GetHeader("Authorization")); err == nil {
+		if claims, err := p.access.Verify(ctx, raw); err == nil && claims.SessionID != "" {
+			sids = append(sids, claims.SessionID)
+		}
+	}
+	http.SetCookie(c.Writer, &http.Cookie{Name: SSOCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true,
+		SameSite: http.SameSiteLaxMode})
+	c.Request = c.Request.WithContext(withLogoutSIDs(ctx, sids))
+	p.op.ServeHTTP(c.Writer, c.Request)
+}
