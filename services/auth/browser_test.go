@@ -5,36 +5,20 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-)
 
-// chromium returns Debian's chromium, installing it when missing: the test
-// must run, not skip (deploy's stack install step should install it too).
-func chromium(t *testing.T) string {
-	const path = "/usr/bin/chromium"
-	if _, err := os.Stat(path); err == nil {
-		return path
-	}
-	t.Log("installing Debian's chromium package")
-	cmd := exec.Command("bash", "-c", "apt-get install -y chromium || (apt-get update && apt-get install -y chromium)")
-	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("install chromium: %v\n%s", err, out)
-	}
-	return path
-}
+	"github.com/strata-ref/strata/libs/testenv"
+)
 
 // TestLoginPageInBrowser signs in through the real page in headless
 // Chromium and checks the redirect to the app carries a code.
 func TestLoginPageInBrowser(t *testing.T) {
 	h := start(t)
-	exe := chromium(t)
+	exe := testenv.Chromium(t)
 
 	// The "native app": a loopback listener on a port of its own (RFC 8252
 	// lets the client pick any port for 127.0.0.1).

@@ -1,0 +1,359 @@
+// Package engine is Strata's open-model load generator. Arrivals follow a
+// schedule of constant rates, fixed in advance: the n-th request of a step
+// is due at start + n/rate whether or not earlier ones have answered. A
+// closed-model tool (N users in a loop) slows down when the server does and
+// so hides stalls ("coordinated omission"); here a stall shows up as
+// latency, measured from when the request was due, not when it was sent.
+//
+// Every second becomes a Second: what was offered, served, shed (429),
+// refused as unavailable (503), failed, and the latency percentiles from
+// HDR histograms, so the report can draw the system degrading.
+package engine
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Step is one constant arrival rate held for a duration.
+type Step struct {
+	Rate     float64 // requests per second
+	Duration time.Duration
+	Label    string // e.g. "2.0x capacity"
+}
+
+// Result is what one request ended with.
+type Result struct {
+	Status     int           // HTTP status, 0 for a transport error
+	Err        error         // transport error, if any
+	RetryAfter time.Duration // from a 429 or 503, if sent
+	Kind       string        // which traffic class (transfer, read, ...)
+}
+
+// Target sends one request. It must honour ctx.
+type Target func(ctx context.Context) Result
+
+// Outcome classes.
+const (
+	Served      = "served"      // 2xx, 3xx and expected 4xx (404 on a probe, 409/422 by design)
+	Shed        = "shed"        // 429
+	Unavailable = "unavailable" // 503
+	Failed      = "failed"      // other 5xx and transport errors
+)
+
+// Classify maps a result to its outcome class.
+func Classify(r Result) string {
+	switch {
+	case r.Err != nil || r.Status == 0:
+		return Failed
+	case r.Status == 429:
+		return Shed
+	case r.Status == 503:
+		return Unavailable
+	case r.Status >= 500:
+		return Failed
+	default:
+		return Served
+	}
+}
+
+// Second is one second of a run.
+type Second struct {
+	T           int     `json:"t"`
+	Step        string  `json:"step"`
+	OfferedRate float64 `json:"offered_rate"` // scheduled arrivals per second
+	Offered     int64   `json:"offered"`
+	Served      int64   `json:"served"`
+	Shed        int64   `json:"shed"`
+	Unavailable int64   `json:"unavailable"`
+	Failed      int64   `json:"failed"`
+	Dropped     int64   `json:"dropped"` // the generator itself was at MaxInFlight
+	Retried     int64   `json:"retried"` // retries after Retry-After
+	P50         float64 `json:"p50_ms"`  // served latency percentiles (ms)
+	P90         float64 `json:"p90_ms"`
+	P99         float64 `json:"p99_ms"`
+	ShedP99     float64 `json:"shed_p99_ms"` // how fast a 429 arrives
+	// Gauges sampled from the services (breaker states, limits), by name.
+	Gauges map[string]float64 `json:"gauges,omitempty"`
+}
+
+// Config is one run.
+type Config struct {
+	Steps  []Step
+	Target Target
+	// MaxInFlight caps concurrent requests of the generator itself [4096];
+	// arrivals beyond it are counted as Dropped, never silently delayed.
+	MaxInFlight int
+	// RetryOn429 retries a shed request once after its Retry-After (capped
+	// at 2 s), as a well-behaved client does. Retries are not offered load.
+	RetryOn429 bool
+	// Sample is called once per second for gauges (e.g. breaker states).
+	Sample func(ctx context.Context) map[string]float64
+	// OnSecond receives each second as it closes (the live line).
+	OnSecond func(Second)
+}
+
+// Summary is the whole run.
+type Summary struct {
+	Seconds []Second `json:"seconds"`
+	// Per step: offered rate, goodput and latency of served requests.
+	Steps []StepSummary `json:"steps"`
+	// Whole run.
+	Offered, Served, Shed, Unavailable, Failed, Dropped, Retried int64
+	P50, P99, ShedP99                                            float64
+	// ByKind counts outcomes per traffic class.
+	ByKind map[string]map[string]int64 `json:"by_kind"`
+}
+
+// StepSummary is one step of the schedule.
+type StepSummary struct {
+	Label       string  `json:"label"`
+	OfferedRate float64 `json:"offered_rate"`
+	Goodput     float64 `json:"goodput"` // served per second
+	ShedRate    float64 `json:"shed_rate"`
+	P50         float64 `json:"p50_ms"`
+	P99         float64 `json:"p99_ms"`
+	ShedP99     float64 `json:"shed_p99_ms"`
+	Failed      int64   `json:"failed"`
+}
+
+type window struct {
+	mu                                                         sync.Mutex
+	offered, served, shed, unavailable, failed, dropped, retry int64
+	lat, shedLat                                               *hdr.Histogram
+}
+
+func newWindow() *window {
+	return &window{lat: newHist(), shedLat: newHist()}
+}
+
+// newHist tracks 1 µs to 60 s with 3 significant digits.
+func newHist() *hdr.Histogram { return hdr.New(1, 60_000_000, 3) }
+
+func (w *window) record(outcome string, latency time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	us := max(latency.Microseconds(), 1)
+	switch outcome {
+	case Served:
+		w.served++
+		_ = w.lat.RecordValue(us)
+	case Shed:
+		w.shed++
+		_ = w.shedLat.RecordValue(us)
+	case Unavailable:
+		w.unavailable++
+	default:
+		w.failed++
+	}
+}
+
+func ms(h *hdr.Histogram, q float64) float64 {
+	if h.TotalCount() == 0 {
+		return 0
+	}
+	return float64(h.ValueAtQuantile(q)) / 1000
+}
+
+// Run executes the schedule and returns the summary once every request has
+// finished (in-flight ones are given until ctx ends).
+func Run(ctx context.Context, cfg Config) Summary {
+	if cfg.MaxInFlight == 0 {
+		cfg.MaxInFlight = 4096
+	}
+	var (
+		inflight atomic.Int64
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		current  = newWindow()
+		stepHist = map[int][2]*hdr.Histogram{}
+		stepCnt  = map[int]*[3]int64{} // served, shed, failed
+		byKind   = map[string]map[string]int64{}
+		total    = [2]*hdr.Histogram{newHist(), newHist()}
+	)
+	// finish records one completed request in the second it was due.
+	finish := func(w *window, step int, r Result, latency time.Duration) {
+		o := Classify(r)
+		w.record(o, latency)
+		mu.Lock()
+		defer mu.Unlock()
+		if byKind[r.Kind] == nil {
+			byKind[r.Kind] = map[string]int64{}
+		}
+		byKind[r.Kind][o]++
+		h := stepHist[step]
+		c := stepCnt[step]
+		us := max(latency.Microseconds(), 1)
+		switch o {
+		case Served:
+			_ = h[0].RecordValue(us)
+			_ = total[0].RecordValue(us)
+			c[0]++
+		case Shed:
+			_ = h[1].RecordValue(us)
+			_ = total[1].RecordValue(us)
+			c[1]++
+		case Failed:
+			c[2]++
+		}
+	}
+	var send func(w *window, step int, due time.Time, retry bool)
+	send = func(w *window, step int, due time.Time, retry bool) {
+		defer wg.Done()
+		defer inflight.Add(-1)
+		r := cfg.Target(ctx)
+		latency := time.Since(due)
+		if cfg.RetryOn429 && !retry && r.Status == 429 && ctx.Err() == nil {
+			finish(w, step, r, latency)
+			wait := min(max(r.RetryAfter, 100*time.Millisecond), 2*time.Second)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			w.mu.Lock()
+			w.retry++
+			w.mu.Unlock()
+			wg.Add(1)
+			inflight.Add(1)
+			send(w, step, time.Now(), true)
+			return
+		}
+		if errors.Is(r.Err, context.Canceled) && ctx.Err() != nil {
+			return // the run ended; not the server's fault
+		}
+		finish(w, step, r, latency)
+	}
+
+	var seconds []Second
+	runStart := time.Now()
+	var gauges map[string]float64
+	sampleDone := make(chan struct{})
+	sampleCtx, stopSample := context.WithCancel(ctx)
+	var gaugeMu sync.Mutex
+	go func() {
+		defer close(sampleDone)
+		if cfg.Sample == nil {
+			return
+		}
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			g := cfg.Sample(sampleCtx)
+			gaugeMu.Lock()
+			gauges = g
+			gaugeMu.Unlock()
+			select {
+			case <-sampleCtx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+
+	type closed struct {
+		w     *window
+		t     int
+		step  string
+		rate  float64
+		ready time.Time
+	}
+	var pending []closed
+	emit := func(c closed) {
+		c.w.mu.Lock()
+		s := Second{T: c.t, Step: c.step, OfferedRate: c.rate, Offered: c.w.offered, Served: c.w.served, Shed: c.w.shed,
+			Unavailable: c.w.unavailable, Failed: c.w.failed, Dropped: c.w.dropped, Retried: c.w.retry,
+			P50: ms(c.w.lat, 50), P90: ms(c.w.lat, 90), P99: ms(c.w.lat, 99), ShedP99: ms(c.w.shedLat, 99)}
+		c.w.mu.Unlock()
+		gaugeMu.Lock()
+		s.Gauges = gauges
+		gaugeMu.Unlock()
+		seconds = append(seconds, s)
+		if cfg.OnSecond != nil {
+			cfg.OnSecond(s)
+		}
+	}
+	// A second is reported once the requests due in it had 1 s to answer,
+	// so its latency percentiles are mostly complete when printed.
+	flush := func(now time.Time, all bool) {
+		for len(pending) > 0 && (all || now.After(pending[0].ready)) {
+			emit(pending[0])
+			pending = pending[1:]
+		}
+	}
+
+	sec := 0
+	secStart := runStart
+	stepStart := runStart
+	for si := range cfg.Steps { // before any request goroutine reads them
+		stepHist[si] = [2]*hdr.Histogram{newHist(), newHist()}
+		stepCnt[si] = &[3]int64{}
+	}
+	for si, st := range cfg.Steps {
+		interval := time.Duration(float64(time.Second) / st.Rate)
+		n := int64(0)
+		end := stepStart.Add(st.Duration)
+		for ctx.Err() == nil {
+			due := stepStart.Add(time.Duration(n) * interval)
+			if !due.Before(end) {
+				break
+			}
+			for !due.Before(secStart.Add(time.Second)) { // the second closed
+				pending = append(pending, closed{w: current, t: sec, step: st.Label, rate: st.Rate, ready: secStart.Add(2 * time.Second)})
+				current = newWindow()
+				sec++
+				secStart = secStart.Add(time.Second)
+			}
+			flush(time.Now(), false)
+			if d := time.Until(due); d > 0 {
+				time.Sleep(d)
+			}
+			current.mu.Lock()
+			current.offered++
+			current.mu.Unlock()
+			if inflight.Load() >= int64(cfg.MaxInFlight) {
+				current.mu.Lock()
+				current.dropped++
+				current.mu.Unlock()
+			} else {
+				inflight.Add(1)
+				wg.Add(1)
+				go send(current, si, due, false)
+			}
+			n++
+		}
+		stepStart = end
+	}
+	pending = append(pending, closed{w: current, t: sec, step: cfg.Steps[len(cfg.Steps)-1].Label, rate: cfg.Steps[len(cfg.Steps)-1].Rate})
+	wg.Wait()
+	stopSample()
+	<-sampleDone
+	flush(time.Now(), true)
+
+	sum := Summary{Seconds: seconds, ByKind: byKind}
+	for _, s := range seconds {
+		sum.Offered += s.Offered
+		sum.Served += s.Served
+		sum.Shed += s.Shed
+		sum.Unavailable += s.Unavailable
+		sum.Failed += s.Failed
+		sum.Dropped += s.Dropped
+		sum.Retried += s.Retried
+	}
+	sum.P50, sum.P99, sum.ShedP99 = ms(total[0], 50), ms(total[0], 99), ms(total[1], 99)
+	for si, st := range cfg.Steps {
+		secs := st.Duration.Seconds()
+		h, c := stepHist[si], stepCnt[si]
+		if h[0] == nil {
+			continue
+		}
+		sum.Steps = append(sum.Steps, StepSummary{Label: st.Label, OfferedRate: st.Rate, Goodput: float64(c[0]) / secs,
+			ShedRate: float64(c[1]) / secs, P50: ms(h[0], 50), P99: ms(h[0], 99), ShedP99: ms(h[1], 99), Failed: c[2]})
+	}
+	return sum
+}

@@ -1,0 +1,103 @@
+package engine_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/strata-ref/strata/loadtest/internal/engine"
+)
+
+func TestOfferedLoadDoesNotWaitForTheServer(t *testing.T) {
+	// A server that handles one request at a time, 10 ms each: 100/s.
+	var mu sync.Mutex
+	slow := func(ctx context.Context) engine.Result {
+		mu.Lock()
+		defer mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+		return engine.Result{Status: 200}
+	}
+	sum := engine.Run(context.Background(), engine.Config{
+		Steps:  []engine.Step{{Rate: 200, Duration: 2 * time.Second, Label: "2x"}},
+		Target: slow,
+	})
+	// Open model: twice the capacity is offered regardless of the backlog.
+	if sum.Offered < 390 || sum.Offered > 410 {
+		t.Fatalf("offered %d, want about 400", sum.Offered)
+	}
+	// The queue grows, and latency measured from the due time shows it: by
+	// the last second requests wait over a second behind a 10 ms service
+	// time, and more than they did in the first.
+	last := sum.Seconds[len(sum.Seconds)-1]
+	first := sum.Seconds[0]
+	if last.P50 < 1.5*first.P50 || last.P99 < 1000 {
+		t.Fatalf("latency did not show the backlog: first p50 %.1f ms, last p99 %.1f ms", first.P50, last.P99)
+	}
+	if sum.Served != sum.Offered {
+		t.Fatalf("served %d of %d", sum.Served, sum.Offered)
+	}
+}
+
+func TestOutcomesAndRetryAfter(t *testing.T) {
+	var n atomic.Int64
+	target := func(ctx context.Context) engine.Result {
+		switch i := n.Add(1); {
+		case i%4 == 0:
+			return engine.Result{Status: 429, RetryAfter: 100 * time.Millisecond, Kind: "read"}
+		case i%4 == 1:
+			return engine.Result{Status: 503, Kind: "read"}
+		case i%4 == 2:
+			return engine.Result{Status: 500, Kind: "read"}
+		default:
+			return engine.Result{Status: 201, Kind: "read"}
+		}
+	}
+	sum := engine.Run(context.Background(), engine.Config{
+		Steps: []engine.Step{{Rate: 100, Duration: time.Second}}, Target: target, RetryOn429: true,
+	})
+	if sum.Retried == 0 || sum.Shed == 0 || sum.Unavailable == 0 || sum.Failed == 0 || sum.Served == 0 {
+		t.Fatalf("summary %+v", sum)
+	}
+	total := sum.Served + sum.Shed + sum.Unavailable + sum.Failed
+	if total != sum.Offered+sum.Retried {
+		t.Fatalf("outcomes %d != offered %d + retried %d", total, sum.Offered, sum.Retried)
+	}
+	if sum.ByKind["read"][engine.Served] != sum.Served {
+		t.Fatalf("by kind %v", sum.ByKind)
+	}
+}
+
+func TestGeneratorSaturationIsReported(t *testing.T) {
+	stall := func(ctx context.Context) engine.Result {
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+		return engine.Result{Status: 200}
+	}
+	sum := engine.Run(context.Background(), engine.Config{
+		Steps: []engine.Step{{Rate: 100, Duration: 500 * time.Millisecond}}, Target: stall, MaxInFlight: 10,
+	})
+	if sum.Dropped < 30 || sum.Served != 10 {
+		t.Fatalf("dropped %d served %d", sum.Dropped, sum.Served)
+	}
+}
+
+func TestStepsAndGauges(t *testing.T) {
+	ok := func(context.Context) engine.Result { return engine.Result{Status: 200} }
+	var lines atomic.Int64
+	sum := engine.Run(context.Background(), engine.Config{
+		Steps:    []engine.Step{{Rate: 50, Duration: time.Second, Label: "a"}, {Rate: 150, Duration: time.Second, Label: "b"}},
+		Target:   ok,
+		Sample:   func(context.Context) map[string]float64 { return map[string]float64{"breaker": 2} },
+		OnSecond: func(engine.Second) { lines.Add(1) },
+	})
+	if len(sum.Steps) != 2 || sum.Steps[0].Goodput < 45 || sum.Steps[1].Goodput < 140 {
+		t.Fatalf("steps %+v", sum.Steps)
+	}
+	if lines.Load() != int64(len(sum.Seconds)) || len(sum.Seconds) < 2 || sum.Seconds[1].Gauges["breaker"] != 2 {
+		t.Fatalf("seconds %+v", sum.Seconds)
+	}
+}
