@@ -1,75 +1,148 @@
-// Command strata-load drives Strata from outside, as its users do.
+// Command strata-load drives Strata from outside, as its users do, and
+// shows how it degrades.
 //
-//	strata-load probe    check every service's readiness over TLS (public
-//	                     port) and mTLS (internal port, as the loadtest
-//	                     workload) and print one line per service
+//	strata-load probe        readiness of every service over TLS and mTLS
+//	strata-load list         the scenarios
+//	strata-load SCENARIO     baseline | ramp | overload | breaker | cache | retry-storm | hot-account
 //
-// Flags and environment: -certs (STRATA_CERTS_DIR, default .stack/certs).
+// A scenario signs users in through the OIDC code + PKCE flow (users seeded
+// with `auth seed -users N`), measures the system's capacity unless
+// -capacity is given, runs its schedule of arrival rates with a live line
+// per second, checks the invariants (no transfer lost or duplicated, money
+// conserved, analytics caught up) and writes an HTML report under -out.
+// It exits non-zero when an invariant or a scenario's goal fails.
 package main
 
 import (
 	"context"
-	"errors"
+	"crypto/tls"
+
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/strata-ref/strata/libs/mtls"
+	"github.com/strata-ref/strata/loadtest/internal/scenario"
+	"github.com/strata-ref/strata/loadtest/internal/strata"
 )
 
-// Services and their public ports (DESIGN.md section 5); internal is +1000.
-var services = []struct {
-	Name string
-	Port int
-}{{"auth", 8441}, {"ledger", 8442}, {"analytics", 8443}, {"session", 8444}}
-
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
+	ctx, stop := signalContext()
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "strata-load:", err)
 		os.Exit(1)
 	}
 }
 
+type options struct {
+	certs, out, password, stackScript string
+	users                             int
+	duration, bound                   time.Duration
+	capacity, maxRate                 float64
+	endpoints                         strata.Endpoints
+	services                          []scenario.Service
+}
+
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("strata-load", flag.ContinueOnError)
+	var o options
+	root := repoRoot()
 	def := os.Getenv("STRATA_CERTS_DIR")
 	if def == "" {
-		def = ".stack/certs"
+		def = filepath.Join(root, ".stack", "certs")
 	}
-	certs := fs.String("certs", def, "directory with ca.pem and loadtest.pem/loadtest-key.pem")
-	host := fs.String("host", "127.0.0.1", "host of every service")
+	fs.StringVar(&o.certs, "certs", def, "directory with ca.pem and loadtest.pem/loadtest-key.pem")
+	fs.StringVar(&o.out, "out", filepath.Join(root, "out"), "directory for HTML reports")
+	fs.StringVar(&o.password, "password", envOr("STRATA_DEMO_PASSWORD", "strata-demo"), "password of the admin and load users")
+	fs.StringVar(&o.stackScript, "stack", filepath.Join(root, "deploy/native/stack.sh"), "the native stack script (faults)")
+	fs.IntVar(&o.users, "users", 20, "load users (seeded as load-000001...)")
+	fs.DurationVar(&o.duration, "duration", 60*time.Second, "length of the scenario's schedule")
+	fs.DurationVar(&o.bound, "bound", 30*time.Second, "eventual-consistency bound for analytics")
+	fs.Float64Var(&o.capacity, "capacity", 0, "requests/s the system serves cleanly (0: measure it first)")
+	fs.Float64Var(&o.maxRate, "max-rate", 3000, "ceiling of the capacity search")
+	o.endpoints = strata.Native
+	fs.StringVar(&o.endpoints.Auth, "auth", o.endpoints.Auth, "auth public URL (the issuer)")
+	fs.StringVar(&o.endpoints.Ledger, "ledger", o.endpoints.Ledger, "ledger public URL")
+	fs.StringVar(&o.endpoints.Analytics, "analytics", o.endpoints.Analytics, "analytics public URL")
+	fs.StringVar(&o.endpoints.Session, "session", o.endpoints.Session, "session public URL")
+	internal := fs.String("internal", "", "internal listeners as name=url,... (default: native ports)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	switch fs.Arg(0) {
-	case "probe":
-		return probe(ctx, *certs, *host, stdout)
-	default:
-		return errors.New("usage: strata-load [-certs DIR] probe")
+	o.services = scenario.NativeServices
+	if *internal != "" {
+		o.services = nil
+		for _, kv := range strings.Split(*internal, ",") {
+			name, url, _ := strings.Cut(kv, "=")
+			o.services = append(o.services, scenario.Service{Name: name, Internal: url})
+		}
 	}
-}
-
-func probe(ctx context.Context, certs, host string, stdout io.Writer) error {
-	src, err := mtls.NewSource(mtls.Files{CA: filepath.Join(certs, "ca.pem"),
-		Cert: filepath.Join(certs, "loadtest.pem"), Key: filepath.Join(certs, "loadtest-key.pem")})
+	src, err := mtls.NewSource(mtls.Files{CA: filepath.Join(o.certs, "ca.pem"),
+		Cert: filepath.Join(o.certs, "loadtest.pem"), Key: filepath.Join(o.certs, "loadtest-key.pem")})
 	if err != nil {
 		return err
 	}
-	public := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{TLSClientConfig: src.StoreConfig(host)}}
+	switch name := fs.Arg(0); name {
+	case "probe":
+		return probe(ctx, src, o, stdout)
+	case "list", "":
+		names := make([]string, 0, len(scenario.Specs))
+		for n := range scenario.Specs {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			fmt.Fprintf(stdout, "%-12s %s\n", n, scenario.Specs[n].Doc)
+		}
+		return nil
+	default:
+		spec, ok := scenario.Specs[name]
+		if !ok {
+			return fmt.Errorf("unknown scenario %q (strata-load list)", name)
+		}
+		return runScenario(ctx, spec, src, o, stdout)
+	}
+}
+
+func runScenario(ctx context.Context, spec scenario.Spec, src *mtls.Source, o options, w io.Writer) error {
+	env := &scenario.Env{Stack: func(ctx context.Context, args ...string) (string, error) {
+		out, err := exec.CommandContext(ctx, "bash", append([]string{o.stackScript}, args...)...).Output()
+		return string(out), err
+	}}
+	out, err := scenario.Execute(ctx, spec, scenario.Options{Endpoints: o.endpoints, Services: o.services, TLS: src, Env: env,
+		Password: o.password, Users: o.users, Duration: o.duration, Capacity: o.capacity, MaxRate: o.maxRate,
+		Bound: o.bound, ReportDir: o.out, Out: w})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nreport: %s\n", out.Report)
+	if n := out.Failed(); n > 0 {
+		return fmt.Errorf("%d invariant(s) or goal(s) failed", n)
+	}
+	return nil
+}
+
+func probe(ctx context.Context, src *mtls.Source, o options, stdout io.Writer) error {
+	public := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: src.Roots()}}}
+	urls := map[string]string{"auth": o.endpoints.Auth, "ledger": o.endpoints.Ledger, "analytics": o.endpoints.Analytics, "session": o.endpoints.Session}
 	failed := 0
-	for _, s := range services {
+	for _, s := range o.services {
 		internal := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{TLSClientConfig: src.ClientConfig(mtls.ID(s.Name))}}
-		pub := check(ctx, public, fmt.Sprintf("https://%s:%d/readyz", host, s.Port))
-		in := check(ctx, internal, fmt.Sprintf("https://%s:%d/readyz", host, s.Port+1000))
+		pub := check(ctx, public, urls[s.Name]+"/readyz")
+		in := check(ctx, internal, s.Internal+"/readyz")
 		if !strings.HasPrefix(pub, "ready") || !strings.HasPrefix(in, "ready") {
 			failed++
 		}
-		fmt.Fprintf(stdout, "%-10s public https://%s:%d %-22s internal (mTLS as loadtest) :%d %s\n", s.Name, host, s.Port, pub, s.Port+1000, in)
+		fmt.Fprintf(stdout, "%-10s public %-26s %-16s internal (mTLS as loadtest) %-24s %s\n", s.Name, urls[s.Name], pub, s.Internal, in)
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d service(s) not ready", failed)
@@ -87,9 +160,28 @@ func check(ctx context.Context, c *http.Client, url string) string {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Sprintf("not ready (%d)", resp.StatusCode)
 	}
-	proto := "TLS 1.3"
-	if resp.TLS == nil || resp.TLS.Version != 0x0304 {
-		proto = "not TLS 1.3"
+	if resp.TLS == nil || resp.TLS.Version != tls.VersionTLS13 {
+		return "ready, not TLS 1.3"
 	}
-	return "ready, " + proto
+	return "ready, TLS 1.3"
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// repoRoot is the directory holding go.work (reports and certs live there).
+func repoRoot() string {
+	dir, _ := os.Getwd()
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			return dir
+		}
+	}
 }

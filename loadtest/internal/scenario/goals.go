@@ -1,0 +1,77 @@
+package scenario
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/strata-ref/strata/loadtest/internal/engine"
+	"github.com/strata-ref/strata/loadtest/internal/report"
+)
+
+// Goals are each scenario's pass/fail claims about degradation, checked on
+// the run's own figures.
+func Goals(name string, s engine.Summary) []report.Check {
+	var out []report.Check
+	add := func(goal string, ok bool, format string, args ...any) {
+		out = append(out, report.Check{Name: goal, OK: ok, Detail: fmt.Sprintf(format, args...)})
+	}
+	peak := 0.0
+	for _, st := range s.Steps {
+		peak = max(peak, st.Goodput)
+	}
+	step := func(label string) (engine.StepSummary, bool) {
+		for _, st := range s.Steps {
+			if st.Label == label {
+				return st, true
+			}
+		}
+		return engine.StepSummary{}, false
+	}
+	kind := func(k, outcome string) int64 { return s.ByKind[k][outcome] }
+
+	switch name {
+	case "ramp":
+		top := s.Steps[len(s.Steps)-1]
+		add("overload is shed with 429", s.Shed > 0, "%d requests shed", s.Shed)
+		add("no 5xx or transport errors beyond planned 503s", s.Failed == 0, "%d failed, %d unavailable (503)", s.Failed, s.Unavailable)
+		add("goodput at the top step >= 0.8x peak", top.Goodput >= 0.8*peak, "top %.0f/s, peak %.0f/s (%.2fx)", top.Goodput, peak, top.Goodput/peak)
+	case "overload":
+		base, _ := step("0.7x")
+		at4, ok4 := step("4.0x")
+		if ok4 {
+			add("goodput at 4x >= 0.9x peak", at4.Goodput >= 0.9*peak, "4x %.0f/s, peak %.0f/s (%.2fx)", at4.Goodput, peak, at4.Goodput/peak)
+			add("p99 of admitted requests at 4x <= 2x p99 at 0.7x", at4.P99 <= 2*base.P99, "%.1f ms vs %.1f ms (%.2fx)", at4.P99, base.P99, at4.P99/base.P99)
+		}
+		add("p99 of 429s <= 0.1x p99 of served", s.ShedP99 <= 0.1*s.P99, "%.1f ms vs %.1f ms", s.ShedP99, s.P99)
+		add("no crash: no transport errors or unplanned 5xx", s.Failed == 0, "%d failed", s.Failed)
+		add("recovers within 30 s after the overload", recovered(s, "0.7x after") <= 30,
+			"clean (no 429, served >= 95%% of offered) %d s into the last step", recovered(s, "0.7x after"))
+	case "breaker":
+		add("ledger transfers keep succeeding while analytics is down", kind("transfer", engine.Failed)+kind("transfer", engine.Unavailable) == 0,
+			"transfers: %v", s.ByKind["transfer"])
+	case "cache":
+		add("sessions keep being served while Redis is down", kind("session", engine.Failed)+kind("session", engine.Unavailable) == 0,
+			"session checks: %v", s.ByKind["session"])
+	default:
+		add("no 5xx or transport errors", s.Failed == 0 && s.Unavailable == 0, "%d failed, %d unavailable", s.Failed, s.Unavailable)
+	}
+	return out
+}
+
+// recovered is the first second of the named step that was clean, counted
+// from the step's start (999 if none was).
+func recovered(s engine.Summary, label string) int {
+	first := -1
+	for _, sec := range s.Seconds {
+		if !strings.EqualFold(sec.Step, label) {
+			continue
+		}
+		if first < 0 {
+			first = sec.T
+		}
+		if sec.Shed == 0 && sec.Offered > 0 && float64(sec.Served) >= 0.95*float64(sec.Offered) {
+			return sec.T - first
+		}
+	}
+	return 999
+}

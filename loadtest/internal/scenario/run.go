@@ -1,0 +1,184 @@
+package scenario
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/strata-ref/strata/libs/mtls"
+	"github.com/strata-ref/strata/loadtest/internal/engine"
+	"github.com/strata-ref/strata/loadtest/internal/report"
+	"github.com/strata-ref/strata/loadtest/internal/strata"
+)
+
+// Options configure a scenario run.
+type Options struct {
+	Endpoints strata.Endpoints
+	Services  []Service    // internal listeners, for metrics
+	TLS       *mtls.Source // the loadtest workload's SVID (and the CA)
+	Env       *Env         // faults
+	Password  string       // of admin and the load users
+	Users     int
+	Duration  time.Duration
+	Capacity  float64 // 0: calibrate first
+	MaxRate   float64
+	Bound     time.Duration // eventual-consistency bound for analytics
+	ReportDir string
+	Out       io.Writer // live lines and the summary
+}
+
+// Outcome is what a run produced.
+type Outcome struct {
+	Summary  engine.Summary
+	Checks   []report.Check
+	Capacity float64
+	Report   string // path of the HTML report
+}
+
+// Failed counts failed checks.
+func (o Outcome) Failed() int {
+	n := 0
+	for _, c := range o.Checks {
+		if !c.OK {
+			n++
+		}
+	}
+	return n
+}
+
+// Execute prepares users, calibrates (unless Capacity is set), runs the
+// schedule with its fault, checks invariants and goals, and writes the
+// report.
+func Execute(ctx context.Context, spec Spec, o Options) (Outcome, error) {
+	started := time.Now()
+	w := o.Out
+	logf := func(f string, a ...any) { fmt.Fprintf(w, f+"\n", a...) }
+	api := strata.New(o.Endpoints, &tls.Config{RootCAs: o.TLS.Roots(), MinVersion: tls.VersionTLS13}, 512)
+	pop, err := Prepare(ctx, api, o.Password, o.Users, logf)
+	if err != nil {
+		return Outcome{}, err
+	}
+	acked := &Acked{}
+	capacity := o.Capacity
+	if capacity == 0 {
+		capacity = Calibrate(ctx, pop, acked, 20, max(o.MaxRate, 40), w)
+	}
+	steps := spec.Steps(capacity, o.Duration)
+	logf("scenario %s: %s; capacity %.0f/s; %d step(s) over %s", spec.Name, spec.Doc, capacity, len(steps), o.Duration)
+
+	var (
+		notesMu sync.Mutex
+		notes   []string
+	)
+	note := func(f string, a ...any) {
+		notesMu.Lock()
+		notes = append(notes, fmt.Sprintf(f, a...))
+		notesMu.Unlock()
+	}
+	faultDone := make(chan struct{})
+	if spec.Fault != nil {
+		f := spec.Fault(o.Env)
+		go func() {
+			defer close(faultDone)
+			sleep(ctx, o.Duration/3)
+			if err := f.Inject(ctx); err != nil {
+				note("Fault %q could not be injected: %v", f.Name, err)
+				return
+			}
+			at := time.Since(started)
+			logf(">>> fault injected: %s", f.Name)
+			sleep(ctx, o.Duration/3)
+			if err := f.Clear(context.WithoutCancel(ctx)); err != nil {
+				note("Fault %q could not be cleared: %v", f.Name, err)
+			}
+			logf("<<< fault cleared: %s", f.Name)
+			note("Fault %q injected %s after the start and cleared %s later.", f.Name, at.Round(time.Second), (o.Duration / 3).Round(time.Second))
+		}()
+	} else {
+		close(faultDone)
+	}
+	sampler := NewSampler(o.TLS, o.Services)
+	sum := engine.Run(ctx, engine.Config{Steps: steps, Target: pop.Target(spec.Mix, acked), RetryOn429: true,
+		Sample: sampler.Sample, OnSecond: func(s engine.Second) { fmt.Fprintln(w, Live(s)) }})
+	<-faultDone
+
+	fmt.Fprintf(w, "\nsummary: offered %d, served %d, shed %d, unavailable %d, failed %d, dropped %d, retried %d; p50 %.1f ms, p99 %.1f ms, 429 p99 %.1f ms\n",
+		sum.Offered, sum.Served, sum.Shed, sum.Unavailable, sum.Failed, sum.Dropped, sum.Retried, sum.P50, sum.P99, sum.ShedP99)
+	fmt.Fprintf(w, "%-12s %10s %10s %10s %9s %9s %10s\n", "step", "offered/s", "goodput/s", "shed/s", "p50 ms", "p99 ms", "429 p99")
+	for _, s := range sum.Steps {
+		fmt.Fprintf(w, "%-12s %10.0f %10.0f %10.0f %9.1f %9.1f %10.1f\n", s.Label, s.OfferedRate, s.Goodput, s.ShedRate, s.P50, s.P99, s.ShedP99)
+	}
+	kinds := make([]string, 0, len(sum.ByKind))
+	for k := range sum.ByKind {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		fmt.Fprintf(w, "  %-9s %v\n", k, sum.ByKind[k])
+	}
+
+	out := Outcome{Summary: sum, Capacity: capacity}
+	out.Checks = append(Check(context.WithoutCancel(ctx), pop, acked, o.Bound), Goals(spec.Name, sum)...)
+	fmt.Fprintln(w, "\ninvariants and goals:")
+	for _, c := range out.Checks {
+		mark := "ok  "
+		if !c.OK {
+			mark = "FAIL"
+		}
+		fmt.Fprintf(w, "  %s %s: %s\n", mark, c.Name, c.Detail)
+	}
+
+	if err := os.MkdirAll(o.ReportDir, 0o755); err != nil {
+		return out, err
+	}
+	out.Report = filepath.Join(o.ReportDir, fmt.Sprintf("%s-%s.html", spec.Name, started.Format("20060102-150405")))
+	f, err := os.Create(out.Report)
+	if err != nil {
+		return out, err
+	}
+	defer f.Close()
+	host, _ := os.Hostname()
+	notesMu.Lock()
+	defer notesMu.Unlock()
+	err = report.Render(f, report.Data{Title: "Strata load test: " + spec.Name, Scenario: spec.Name + " (" + spec.Doc + ")",
+		Started: started.Format(time.RFC3339), Machine: fmt.Sprintf("%s, %d cores, %s", host, runtime.NumCPU(), runtime.Version()),
+		Summary: sum, Checks: out.Checks, Notes: notes})
+	return out, err
+}
+
+// Live is the line printed for each second.
+func Live(s engine.Second) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "t=%3ds %-10s offered %5d/s served %5d 429 %4d 503 %4d err %3d p50 %6.1fms p99 %7.1fms",
+		s.T, s.Step, s.Offered, s.Served, s.Shed, s.Unavailable, s.Failed+s.Dropped, s.P50, s.P99)
+	keys := make([]string, 0, len(s.Gauges))
+	for k := range s.Gauges {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := s.Gauges[k]
+		switch {
+		case strings.Contains(k, "breaker") && v != 0: // only non-closed breakers are news
+			fmt.Fprintf(&b, " [%s=%s]", k, map[float64]string{1: "half-open", 2: "OPEN"}[v])
+		case k == "ledger limit":
+			fmt.Fprintf(&b, " ledger-limit=%.0f", v)
+		}
+	}
+	return b.String()
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}

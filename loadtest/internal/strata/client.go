@@ -1,0 +1,168 @@
+// Package strata is the load generator's client of Strata's public API
+// (DESIGN.md section 5): it signs users in through the real OIDC flow and
+// calls the ledger, analytics and session services as a user would, with an
+// Idempotency-Key on every POST.
+package strata
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/strata-ref/strata/libs/oidclogin"
+	"github.com/strata-ref/strata/libs/resilience"
+)
+
+// Endpoints are the public base URLs.
+type Endpoints struct {
+	Auth, Ledger, Analytics, Session string
+}
+
+// Native are the endpoints of `make run`.
+var Native = Endpoints{Auth: "https://localhost:8441", Ledger: "https://127.0.0.1:8442",
+	Analytics: "https://127.0.0.1:8443", Session: "https://127.0.0.1:8444"}
+
+// API is a shared HTTP client for many users.
+type API struct {
+	E    Endpoints
+	HTTP *http.Client
+}
+
+// New returns an API client trusting tlsCfg's roots, with enough idle
+// connections that a load run does not churn TLS handshakes.
+func New(e Endpoints, tlsCfg *tls.Config, conns int) *API {
+	return &API{E: e, HTTP: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: tlsCfg, MaxIdleConns: conns * 4, MaxIdleConnsPerHost: conns, IdleConnTimeout: time.Minute}}}
+}
+
+// User is a signed-in user.
+type User struct {
+	Name    string
+	Tokens  oidclogin.Tokens
+	Account Account
+}
+
+// Login signs name in with the code + PKCE flow of the strata-cli client.
+func (a *API) Login(ctx context.Context, name, password string) (*User, error) {
+	c := &oidclogin.Client{Issuer: a.E.Auth, ClientID: "strata-cli", RedirectURI: "http://127.0.0.1:8765/callback", HTTP: a.HTTP}
+	t, err := c.Login(ctx, name, password)
+	if err != nil {
+		return nil, fmt.Errorf("login %s: %w", name, err)
+	}
+	return &User{Name: name, Tokens: t}, nil
+}
+
+// Account is the ledger's account representation.
+type Account struct {
+	ID       string `json:"id"`
+	Owner    string `json:"owner"`
+	Currency string `json:"currency"`
+	Balance  int64  `json:"balance"`
+	Region   string `json:"region"`
+}
+
+// Transfer is the ledger's transfer representation.
+type Transfer struct {
+	ID            string `json:"id"`
+	FromAccountID string `json:"from_account_id"`
+	ToAccountID   string `json:"to_account_id"`
+	Amount        int64  `json:"amount"`
+	Currency      string `json:"currency"`
+}
+
+// Response is one call's outcome.
+type Response struct {
+	Status     int
+	Body       []byte
+	RetryAfter time.Duration
+	Err        error
+}
+
+// NewKey returns a fresh Idempotency-Key.
+func NewKey() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Do sends one request with the user's token; body is JSON-encoded, and
+// key (if set) goes in Idempotency-Key.
+func (a *API) Do(ctx context.Context, token, method, url string, body any, key string) Response {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return Response{Err: err}
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	resp, err := a.HTTP.Do(req)
+	if err != nil {
+		return Response{Err: err}
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	r := Response{Status: resp.StatusCode, Body: b}
+	if d, ok := resilience.RetryAfter(resp.Header, time.Now()); ok {
+		r.RetryAfter = d
+	}
+	return r
+}
+
+// Decode unmarshals r's body into v, failing on a status other than want.
+func (r Response) Decode(want int, v any) error {
+	if r.Err != nil {
+		return r.Err
+	}
+	if r.Status != want {
+		return fmt.Errorf("status %d: %s", r.Status, r.Body)
+	}
+	if v == nil {
+		return nil
+	}
+	return json.Unmarshal(r.Body, v)
+}
+
+// OpenAccount opens an EUR account for u.
+func (a *API) OpenAccount(ctx context.Context, u *User) error {
+	r := a.Do(ctx, u.Tokens.AccessToken, http.MethodPost, a.E.Ledger+"/v1/accounts",
+		map[string]string{"currency": "EUR", "name": "load " + u.Name}, NewKey())
+	return r.Decode(http.StatusCreated, &u.Account)
+}
+
+// Deposit puts amount into account as the (admin or teller) caller.
+func (a *API) Deposit(ctx context.Context, caller *User, account string, amount int64) error {
+	r := a.Do(ctx, caller.Tokens.AccessToken, http.MethodPost, a.E.Ledger+"/v1/deposits",
+		map[string]any{"account_id": account, "amount": amount, "currency": "EUR"}, NewKey())
+	return r.Decode(http.StatusCreated, nil)
+}
+
+// TransferBody is the body of POST /v1/transfers.
+func TransferBody(from, to string, amount int64) map[string]any {
+	return map[string]any{"from_account_id": from, "to_account_id": to, "amount": amount, "currency": "EUR", "memo": "load " + strconv.FormatInt(amount, 10)}
+}
+
+// GetAccount reads one account.
+func (a *API) GetAccount(ctx context.Context, u *User, id string) (Account, error) {
+	var acc Account
+	err := a.Do(ctx, u.Tokens.AccessToken, http.MethodGet, a.E.Ledger+"/v1/accounts/"+id, nil, "").Decode(http.StatusOK, &acc)
+	return acc, err
+}
