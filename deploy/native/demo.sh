@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
-# demo.sh — what `make demo` runs after `make run`: show the system serving.
-# It probes every service over TLS and mTLS with the loadtest workload's
-# certificate and prints where to look next.
+# demo.sh — what `make demo` runs after `make run`: seed load-test users,
+# drive the system past saturation with the ramp scenario (arrival rate
+# stepped from 0.5x to 10x of the measured capacity) and print where the
+# HTML report is. STRATA_DEMO_DURATION (default 60s) sets the ramp's length.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+STACK_DIR=${STRATA_STACK_DIR:-$ROOT/.stack}
+USERS=${STRATA_DEMO_USERS:-40}
+
+bash "$ROOT/deploy/native/services.sh" seed "$USERS"
 cd "$ROOT/loadtest"
-go run ./cmd/strata-load -certs "${STRATA_STACK_DIR:-$ROOT/.stack}/certs" probe
+go build -o "$ROOT/bin/strata-load" ./cmd/strata-load
+"$ROOT/bin/strata-load" -certs "$STACK_DIR/certs" probe
+"$ROOT/bin/strata-load" -certs "$STACK_DIR/certs" -out "$ROOT/out" -users "$USERS" \
+  -duration "${STRATA_DEMO_DURATION:-60s}" ramp
 cat <<TXT
 
-Strata is up. Logs: .stack/logs/<service>.log (JSON). Stop everything: make stop.
+The system is still running: logs in .stack/logs/<service>.log (JSON lines),
+metrics on each internal port (mTLS). Other scenarios: bin/strata-load list.
+Stop everything with: make stop
 TXT

@@ -7,6 +7,7 @@
 #   services.sh stop     SIGTERM each service (graceful drain), then SIGKILL
 #   services.sh status   one line per service
 #   services.sh env NAME the environment NAME runs with
+#   services.sh seed N   create N load-test users (load-000001...) in auth
 #
 # Logs: .stack/logs/<service>.log (JSON lines). Pids: .stack/run/<service>.pid.
 # Ports (loopback): auth 8441, ledger 8442, analytics 8443, session 8444;
@@ -41,7 +42,15 @@ service_env() {
   echo "STRATA_INTERNAL_ADDR=127.0.0.1:$((PORT[$n] + 1000))"
   [[ -n ${OTEL_EXPORTER_OTLP_ENDPOINT:-} ]] && echo "OTEL_EXPORTER_OTLP_ENDPOINT=$OTEL_EXPORTER_OTLP_ENDPOINT"
   case $n in
-  auth | ledger) echo "STRATA_PG_URL=$(pg_url "$n")" ;;
+  auth)
+    echo "STRATA_PG_URL=$(pg_url auth)"
+    echo "STRATA_AUTH_KEK_FILE=$STACK_DIR/auth/kek"
+    [[ -n ${STRATA_DEMO_PASSWORD:-} ]] && echo "STRATA_DEMO_PASSWORD=$STRATA_DEMO_PASSWORD"
+    ;;
+  ledger)
+    echo "STRATA_PG_URL=$(pg_url ledger)"
+    echo "STRATA_KMS_KEYSET=$STACK_DIR/kms/ledger-keyset.json"
+    ;;
   session)
     echo "STRATA_PG_URL=$(pg_url session)"
     echo "STRATA_REDIS_ADDR=127.0.0.1:${STRATA_REDIS_PORT:-16379}"
@@ -124,8 +133,17 @@ status() {
   done
 }
 
+# seed N: load-test users for strata-load (idempotent: existing ones are kept).
+seed() {
+  mapfile -t vars < <(service_env auth)
+  env -i PATH="$PATH" "${vars[@]}" "$BIN_DIR/auth" seed -users "${1:-50}" >>"$LOG_DIR/auth-seed.log" 2>&1 ||
+    die "auth seed failed; log: $LOG_DIR/auth-seed.log"
+  tail -n 1 "$LOG_DIR/auth-seed.log" >&2
+}
+
 case ${1:-} in
 start) start ;;
+seed) seed "${2:-50}" ;;
 stop) stop ;;
 status) status ;;
 env) [[ -n ${2:-} && -n ${PORT[${2}]:-} ]] || die "usage: services.sh env NAME"; service_env "$2" ;;
