@@ -1,0 +1,199 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/strata-ref/strata/libs/crypto/envelope"
+)
+
+// OutboxEvent is one stored event awaiting delivery.
+type OutboxEvent struct {
+	ID       int64
+	Payload  []byte // a TransferPosted, as JSON
+	Attempts int
+}
+
+// Outbox is the relay's view of the store.
+type Outbox interface {
+	ClaimEvents(ctx context.Context, limit int, lease time.Duration) ([]OutboxEvent, error)
+	DeleteEvents(ctx context.Context, ids []int64) error
+	RetryEventsAfter(ctx context.Context, ids []int64, delay time.Duration) error
+	OutboxStats(ctx context.Context) (pending int64, oldest time.Duration, err error)
+}
+
+// Sink delivers a batch of events (the analytics service's internal
+// ingestion). It must be idempotent by event_id: delivery is at least once.
+type Sink interface {
+	Deliver(ctx context.Context, events []json.RawMessage) error
+}
+
+// RelayObserver receives the relay's metrics.
+type RelayObserver interface {
+	Delivered(n int)
+	Failed()
+	Lag(pending int64, oldest time.Duration)
+}
+
+// Relay drains the outbox into the sink: at least once, in batches, with
+// exponential backoff while the sink fails. Events wait in the table while
+// analytics is down; nothing is lost, because a row is deleted only after
+// the sink acknowledged it.
+type Relay struct {
+	Outbox   Outbox
+	Sink     Sink
+	Observer RelayObserver
+	Log      *slog.Logger
+	Batch    int           // events per delivery [100]
+	Lease    time.Duration // how long a claimed batch is ours [30 s]
+	Idle     time.Duration // poll interval when the outbox is empty [200 ms]
+	MaxDelay time.Duration // backoff cap [30 s]
+}
+
+// Run relays until ctx ends.
+func (r *Relay) Run(ctx context.Context) {
+	r.defaults()
+	failures := 0
+	lagTick := time.NewTicker(time.Second)
+	defer lagTick.Stop()
+	for {
+		n, err := r.Once(ctx)
+		wait := r.Idle
+		switch {
+		case err != nil:
+			failures++
+			wait = backoff(failures, r.MaxDelay)
+			if ctx.Err() == nil {
+				r.Log.WarnContext(ctx, "outbox relay: delivery failed; events wait", "err", err, "retry_in", wait)
+			}
+		case n > 0:
+			failures, wait = 0, 0
+		default:
+			failures = 0
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-lagTick.C:
+			r.reportLag(ctx)
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (r *Relay) defaults() {
+	if r.Batch == 0 {
+		r.Batch = 100
+	}
+	if r.Lease == 0 {
+		r.Lease = 30 * time.Second
+	}
+	if r.Idle == 0 {
+		r.Idle = 200 * time.Millisecond
+	}
+	if r.MaxDelay == 0 {
+		r.MaxDelay = 30 * time.Second
+	}
+}
+
+// Once delivers one batch and returns how many events it delivered.
+func (r *Relay) Once(ctx context.Context) (int, error) {
+	r.defaults()
+	events, err := r.Outbox.ClaimEvents(ctx, r.Batch, r.Lease)
+	if err != nil || len(events) == 0 {
+		return 0, err
+	}
+	ids := make([]int64, len(events))
+	raw := make([]json.RawMessage, len(events))
+	for i, e := range events {
+		ids[i], raw[i] = e.ID, bytes.Clone(e.Payload)
+	}
+	if err := r.Sink.Deliver(ctx, raw); err != nil {
+		if r.Observer != nil {
+			r.Observer.Failed()
+		}
+		// Make them due again soon rather than at the end of the lease; the
+		// relay's own backoff spaces the attempts.
+		if rerr := r.Outbox.RetryEventsAfter(context.WithoutCancel(ctx), ids, time.Second); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		return 0, fmt.Errorf("deliver %d events: %w", len(events), err)
+	}
+	if err := r.Outbox.DeleteEvents(context.WithoutCancel(ctx), ids); err != nil {
+		// Delivered but not deleted: they will be delivered again after the
+		// lease, and analytics drops the duplicates by event_id.
+		return 0, err
+	}
+	if r.Observer != nil {
+		r.Observer.Delivered(len(events))
+	}
+	return len(events), nil
+}
+
+func (r *Relay) reportLag(ctx context.Context) {
+	if r.Observer == nil {
+		return
+	}
+	pending, oldest, err := r.Outbox.OutboxStats(ctx)
+	if err == nil {
+		r.Observer.Lag(pending, oldest)
+	}
+}
+
+// backoff is exponential with full jitter: 100 ms, 200 ms, ... capped.
+func backoff(failures int, limit time.Duration) time.Duration {
+	d := 100 * time.Millisecond << min(failures-1, 10)
+	d = min(d, limit)
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// WrappedKey is one record's stored data key.
+type WrappedKey struct {
+	Table, RowID string
+	Wrapped      []byte
+	KEKID        string
+}
+
+// KeyStore is what Rewrap needs from the store.
+type KeyStore interface {
+	StaleKeys(ctx context.Context, primary string, limit int) ([]WrappedKey, error)
+	UpdateKey(ctx context.Context, k WrappedKey, oldKEK string) error
+}
+
+// Rewrap moves every record's data key to the KMS's primary KEK (after a
+// rotation), in batches, and returns how many it moved. Field ciphertexts
+// are untouched; a record changed meanwhile is skipped and found again.
+func Rewrap(ctx context.Context, store KeyStore, env *envelope.Envelope) (int, error) {
+	primary, err := env.PrimaryID(ctx)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for {
+		stale, err := store.StaleKeys(ctx, primary, 500)
+		if err != nil {
+			return total, err
+		}
+		if len(stale) == 0 {
+			return total, nil
+		}
+		for _, k := range stale {
+			wrapped, kek, err := env.Rewrap(ctx, k.Table, k.RowID, k.Wrapped)
+			if err != nil {
+				return total, err
+			}
+			old := k.KEKID
+			k.Wrapped, k.KEKID = wrapped, kek
+			if err := store.UpdateKey(ctx, k, old); err != nil {
+				return total, err
+			}
+			total++
+		}
+	}
+}

@@ -1,0 +1,308 @@
+// Package postgres is the ledger's Store on a pgx pool: accounts, the
+// double-entry Post, the outbox and the idempotency keys, all in the
+// ledger database. SQL is visible as constants; driver errors become the
+// domain's errors here and nowhere else.
+//
+// Isolation: READ COMMITTED, with the two accounts of a transfer locked by
+// one SELECT ... ORDER BY id FOR UPDATE. Locks are always taken in id
+// order, so A->B and B->A wait for each other instead of deadlocking, and
+// the balance read under the lock is the balance written. SERIALIZABLE
+// would give the same result but abort and retry every conflicting pair,
+// which a hot account turns into a retry storm. See docs/ledger.md.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/strata-ref/strata/libs/idempotency"
+	"github.com/strata-ref/strata/services/ledger/internal/ledger"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrations is the embedded schema, applied by pgstore.Open at start.
+func Migrations() fs.FS {
+	sub, _ := fs.Sub(migrations, "migrations")
+	return sub
+}
+
+// MaxAttempts bounds how often a transaction that lost a serialization or
+// deadlock race (40001, 40P01) is run again.
+const MaxAttempts = 5
+
+// Store implements ledger.Store.
+type Store struct {
+	pool *pgxpool.Pool
+	// BeforeCommit, when set, runs after every write of a Post and before
+	// its commit: the tests' crash point (a failure here must leave no
+	// transfer and a retryable key).
+	BeforeCommit func(ctx context.Context) error
+}
+
+var _ ledger.Store = (*Store)(nil)
+
+// New returns a Store on pool.
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+const accountCols = `id::text, owner, kind, currency, balance, region, name_ct, name_dek, coalesce(name_kek, ''), created_at`
+
+func scanAccount(row pgx.Row) (ledger.AccountRecord, error) {
+	var a ledger.AccountRecord
+	err := row.Scan(&a.ID, &a.Owner, &a.Kind, &a.Currency, &a.Balance, &a.Region,
+		&a.Name.Ciphertext, &a.Name.WrappedKey, &a.Name.KEKID, &a.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return a, ledger.ErrNotFound
+	}
+	return a, err
+}
+
+// CreateAccount implements ledger.Store.
+func (s *Store) CreateAccount(ctx context.Context, a ledger.Account, name ledger.Sealed) error {
+	const q = `INSERT INTO accounts (id, owner, kind, currency, balance, region, name_ct, name_dek, name_kek, created_at)
+	           VALUES ($1, $2, 'customer', $3, 0, $4, $5, $6, $7, $8)`
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		idem := idempotency.FromContext(ctx)
+		if idem != nil {
+			if err := idem.Claim(ctx, tx); err != nil {
+				return err
+			}
+		}
+		b := &pgx.Batch{}
+		b.Queue(q, a.ID, a.Owner, a.Currency, a.Region, name.Ciphertext, name.WrappedKey, name.KEKID, a.CreatedAt)
+		if idem != nil {
+			if err := idem.QueueComplete(ctx, b, a); err != nil {
+				return err
+			}
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
+}
+
+// Account implements ledger.Store.
+func (s *Store) Account(ctx context.Context, id string) (ledger.AccountRecord, error) {
+	const q = `SELECT ` + accountCols + ` FROM accounts WHERE id = $1`
+	a, err := scanAccount(s.pool.QueryRow(ctx, q, id))
+	return a, translate("get account", err)
+}
+
+// AccountsByOwner implements ledger.Store.
+func (s *Store) AccountsByOwner(ctx context.Context, owner string) ([]ledger.AccountRecord, error) {
+	const q = `SELECT ` + accountCols + ` FROM accounts WHERE owner = $1 AND kind = 'customer' ORDER BY created_at, id LIMIT 1000`
+	rows, err := s.pool.Query(ctx, q, owner)
+	if err != nil {
+		return nil, translate("list accounts", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ledger.AccountRecord, error) { return scanAccount(r) })
+	return out, translate("list accounts", err)
+}
+
+// Post implements ledger.Store. Four round trips: BEGIN; one pipelined
+// batch that claims the idempotency key and locks both accounts in id
+// order; one batch with every write; COMMIT. No lock is held while the
+// client or any other service is waited for.
+func (s *Store) Post(ctx context.Context, p ledger.Posting, decide func(from, to ledger.Account) (ledger.Transfer, error)) (ledger.Transfer, error) {
+	// Both rows in one statement, ordered by id: the lock order is the
+	// same for every transaction, whichever way the money flows.
+	// $2 is the idempotency key's lock (idempotency.Request.LockKey): a
+	// request whose key is in flight locks no account, so it answers 409 at
+	// once instead of queueing behind the request it duplicates.
+	const qLock = `SELECT ` + accountCols + ` FROM accounts
+	               WHERE id = ANY($1::uuid[]) AND ($2 = '' OR pg_try_advisory_xact_lock(hashtextextended($2, 0)))
+	               ORDER BY id FOR UPDATE`
+	const qLockDeposit = `SELECT ` + accountCols + ` FROM accounts
+	                      WHERE (id = $1 OR (kind = 'settlement' AND currency = $3))
+	                        AND ($2 = '' OR pg_try_advisory_xact_lock(hashtextextended($2, 0)))
+	                      ORDER BY id FOR UPDATE`
+	const qBalances = `UPDATE accounts SET balance = balance + d.delta
+	                   FROM (VALUES ($1::uuid, $2::bigint), ($3::uuid, $4::bigint)) AS d(id, delta)
+	                   WHERE accounts.id = d.id`
+	const qTransfer = `INSERT INTO transfers (id, kind, from_account_id, to_account_id, amount, currency, memo_ct, memo_dek, memo_kek, created_at)
+	                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, nullif($9, ''), $10)`
+	const qPostings = `INSERT INTO postings (transfer_id, account_id, amount, currency, balance_after, created_at)
+	                   VALUES ($1, $2, $3, $4, $5, $6), ($1, $7, $8, $4, $9, $6)`
+	const qOutbox = `INSERT INTO outbox (event_id, type, payload) VALUES ($1, $2, $3)`
+
+	var out ledger.Transfer
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		idem := idempotency.FromContext(ctx)
+		b := &pgx.Batch{}
+		lockKey := ""
+		if idem != nil {
+			idem.QueueClaim(b)
+			lockKey = idem.LockKey()
+		}
+		var locked []ledger.Account
+		collect := func(rows pgx.Rows) error {
+			for rows.Next() {
+				a, err := scanAccount(rows)
+				if err != nil {
+					return err
+				}
+				locked = append(locked, a.Account)
+			}
+			return rows.Err()
+		}
+		if p.From == "" {
+			b.Queue(qLockDeposit, p.To, lockKey, p.Currency).Query(collect)
+		} else {
+			b.Queue(qLock, []string{p.From, p.To}, lockKey).Query(collect)
+		}
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+		if idem != nil {
+			if err := idem.Claimed(ctx); err != nil {
+				return err
+			}
+		}
+		from, to, ok := pick(locked, p)
+		if !ok {
+			return ledger.ErrNotFound
+		}
+		t, err := decide(from, to)
+		if err != nil {
+			return err
+		}
+		eventID := uuid.NewString()
+		ev, err := json.Marshal(ledger.TransferPosted{EventID: eventID, Type: ledger.EventTransferPosted,
+			OccurredAt: t.CreatedAt, TransferID: t.ID, FromAccountID: from.ID, ToAccountID: to.ID,
+			Amount: t.Amount, Currency: t.Currency, FromOwner: from.Owner, ToOwner: to.Owner})
+		if err != nil {
+			return err
+		}
+
+		w := &pgx.Batch{}
+		w.Queue(qBalances, from.ID, -t.Amount, to.ID, t.Amount)
+		w.Queue(qTransfer, t.ID, t.Kind, from.ID, to.ID, t.Amount, t.Currency, p.Memo.Ciphertext, p.Memo.WrappedKey, p.Memo.KEKID, t.CreatedAt)
+		w.Queue(qPostings, t.ID, from.ID, -t.Amount, t.Currency, from.Balance-t.Amount, t.CreatedAt, to.ID, t.Amount, to.Balance+t.Amount)
+		w.Queue(qOutbox, eventID, ledger.EventTransferPosted, ev)
+		if idem != nil {
+			if err := idem.QueueComplete(ctx, w, t); err != nil {
+				return err
+			}
+		}
+		if err := tx.SendBatch(ctx, w).Close(); err != nil {
+			return err
+		}
+		if s.BeforeCommit != nil {
+			if err := s.BeforeCommit(ctx); err != nil {
+				return err
+			}
+		}
+		out = t
+		return nil
+	})
+	return out, err
+}
+
+// pick finds the posting's two accounts among the locked rows.
+func pick(locked []ledger.Account, p ledger.Posting) (from, to ledger.Account, ok bool) {
+	var haveFrom, haveTo bool
+	for _, a := range locked {
+		switch {
+		case a.ID == p.To:
+			to, haveTo = a, true
+		case p.From == "" && a.Kind == ledger.KindSettlement, a.ID == p.From:
+			from, haveFrom = a, true
+		}
+	}
+	return from, to, haveFrom && haveTo
+}
+
+const transferCols = `id::text, kind, from_account_id::text, to_account_id::text, amount, currency, memo_ct, memo_dek, coalesce(memo_kek, ''), created_at`
+
+// Transfer implements ledger.Store.
+func (s *Store) Transfer(ctx context.Context, id string) (ledger.TransferRecord, error) {
+	const q = `SELECT ` + transferCols + ` FROM transfers WHERE id = $1`
+	var t ledger.TransferRecord
+	err := s.pool.QueryRow(ctx, q, id).Scan(&t.ID, &t.Kind, &t.FromAccountID, &t.ToAccountID, &t.Amount, &t.Currency,
+		&t.Memo.Ciphertext, &t.Memo.WrappedKey, &t.Memo.KEKID, &t.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return t, ledger.ErrNotFound
+	}
+	return t, translate("get transfer", err)
+}
+
+// Entries implements ledger.Store.
+func (s *Store) Entries(ctx context.Context, accountID string, before int64, limit int) ([]ledger.Entry, error) {
+	const q = `SELECT id, transfer_id::text, account_id::text, amount, currency, balance_after, created_at
+	           FROM postings WHERE account_id = $1 AND ($2 = 0 OR id < $2) ORDER BY id DESC LIMIT $3`
+	rows, err := s.pool.Query(ctx, q, accountID, before, limit)
+	if err != nil {
+		return nil, translate("list entries", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ledger.Entry, error) {
+		var e ledger.Entry
+		err := r.Scan(&e.ID, &e.TransferID, &e.AccountID, &e.Amount, &e.Currency, &e.BalanceAfter, &e.CreatedAt)
+		return e, err
+	})
+	return out, translate("list entries", err)
+}
+
+// inTx runs fn in a READ COMMITTED transaction, again (at most MaxAttempts
+// times, with a short jittered pause) when it lost a serialization or
+// deadlock race or found its idempotency key committed by another request
+// meanwhile (the rerun then replays that request's response).
+func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, fn)
+		if err == nil || attempt == MaxAttempts || !retryable(err) {
+			return translate("transaction", err)
+		}
+		pause := time.Duration(attempt) * time.Duration(1+rand.IntN(5)) * time.Millisecond
+		select {
+		case <-ctx.Done():
+			return translate("transaction", ctx.Err())
+		case <-time.After(pause):
+		}
+	}
+}
+
+func retryable(err error) bool {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) && (pg.Code == "40001" || pg.Code == "40P01") {
+		return true
+	}
+	return idempotency.IsKeyTaken(err)
+}
+
+// translate maps driver errors to the domain's; domain and idempotency
+// errors pass through unchanged.
+func translate(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var pg *pgconn.PgError
+	switch {
+	case errors.As(err, &pg) && pg.ConstraintName == "customer_balance_not_negative":
+		return fmt.Errorf("%s: %w", op, ledger.ErrInsufficientFunds)
+	case errors.As(err, &pg) && pg.Code == "22P02": // invalid uuid text
+		return fmt.Errorf("%s: %w", op, ledger.ErrNotFound)
+	case errors.As(err, &pg) && pg.Code == "40001", errors.As(err, &pg) && pg.Code == "40P01":
+		return fmt.Errorf("%s: retries exhausted: %w", op, ledger.ErrUnavailable)
+	case errors.As(err, &pg):
+		return fmt.Errorf("%s: %w", op, err)
+	case pgconn.Timeout(err), isConnError(err):
+		return fmt.Errorf("%s: %v: %w", op, err, ledger.ErrUnavailable)
+	default:
+		return err
+	}
+}
+
+func isConnError(err error) bool {
+	var ce *pgconn.ConnectError
+	return errors.As(err, &ce) || pgconn.SafeToRetry(err) || errors.Is(err, context.DeadlineExceeded)
+}
