@@ -271,3 +271,20 @@ func TestBodiesAreStrict(t *testing.T) {
 		})
 	}
 }
+
+func TestHealthcheck(t *testing.T) {
+	h := start(t)
+	env := map[string]string{"STRATA_PUBLIC_ADDR": h.public, "STRATA_TLS_CA": filepath.Join(h.dir, "ca.pem")}
+	getenv := func(k string) string { return env[k] }
+	if err := server.Healthcheck(getenv); err != nil {
+		t.Fatalf("healthy service: %v", err)
+	}
+	h.dbUp = false
+	if err := server.Healthcheck(getenv); err == nil {
+		t.Fatal("healthcheck passed with a dependency down")
+	}
+	env["STRATA_PUBLIC_ADDR"] = "127.0.0.1:1"
+	if err := server.Healthcheck(getenv); err == nil {
+		t.Fatal("healthcheck passed with nothing listening")
+	}
+}

@@ -1,0 +1,147 @@
+package deploycheck
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/strata-ref/strata/libs/pki"
+)
+
+// Consumer is one container that mounts its own directory of the compose
+// `certs` volume (a volume subpath named after it) at CertsMount. It sees
+// the CA certificate and its own key pair, nothing else: a compromised
+// container holds no other workload's key.
+type Consumer struct {
+	Name string
+	// UID owns the key file (mode 0600): the user the container's process
+	// runs as. Postgres refuses a key readable by others.
+	UID int
+	// Keystore also writes keystore.pem (key then certificate in one file),
+	// the form Cassandra's PEMBasedSslContextFactory reads.
+	Keystore bool
+}
+
+// CertsMount is where every container mounts its directory of the volume.
+const CertsMount = "/run/strata/certs"
+
+// UIDs of the users the images run as.
+const (
+	UIDNonroot = 65532 // the Strata images (USER 65532)
+	UIDNobody  = 65534 // prom/prometheus
+	UIDStore   = 999   // postgres, redis and cassandra official Debian images
+)
+
+// Consumers are the containers that receive certificates, by compose
+// service name; each leaf's DNS SANs hold its own name, which is also its
+// compose host name.
+var Consumers = []Consumer{
+	{Name: "auth", UID: UIDNonroot},
+	{Name: "ledger", UID: UIDNonroot},
+	{Name: "analytics", UID: UIDNonroot},
+	{Name: "session", UID: UIDNonroot},
+	{Name: "loadtest", UID: UIDNonroot},
+	{Name: "prometheus", UID: UIDNobody},
+	{Name: "postgres", UID: UIDStore},
+	{Name: "redis", UID: UIDStore},
+	{Name: "cassandra", UID: UIDStore, Keystore: true},
+}
+
+// LayoutOptions configures Lay.
+type LayoutOptions struct {
+	// WorkloadTTL is the lifetime of workload SVIDs. Compose has no
+	// rotation loop, so it uses 30 days instead of the native 24 hours;
+	// every `docker compose up` renews them.
+	WorkloadTTL, StoreTTL, CATTL time.Duration
+	// Chown sets each key's owner to its consumer's UID (needs root or
+	// CAP_CHOWN; the compose job has it, tests as non-root do not).
+	Chown bool
+}
+
+// Lay issues (or renews) every leaf under the CA kept in caDir, then copies
+// into out/<consumer>/ the files that consumer needs: ca.pem, <name>.pem and
+// <name>-key.pem (plus keystore.pem for Cassandra). caDir, holding the CA's
+// private key, is never shared with any other container.
+func Lay(caDir, out string, o LayoutOptions) error {
+	if err := pki.IssueStack(caDir, pki.StackOptions{WorkloadTTL: o.WorkloadTTL, StoreTTL: o.StoreTTL, CATTL: o.CATTL}); err != nil {
+		return err
+	}
+	ca, err := os.ReadFile(filepath.Join(caDir, "ca.pem"))
+	if err != nil {
+		return err
+	}
+	for _, c := range Consumers {
+		dir := filepath.Join(out, c.Name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		cert, err := os.ReadFile(filepath.Join(caDir, c.Name+".pem"))
+		if err != nil {
+			return err
+		}
+		key, err := os.ReadFile(filepath.Join(caDir, c.Name+"-key.pem"))
+		if err != nil {
+			return err
+		}
+		uid := -1
+		if o.Chown {
+			uid = c.UID
+		}
+		// Key before certificate, each through a rename: a service that
+		// reloads on the certificate's mtime always finds the matching key.
+		files := []struct {
+			name string
+			data []byte
+			mode os.FileMode
+		}{
+			{"ca.pem", ca, 0o644},
+			{c.Name + "-key.pem", key, 0o600},
+			{c.Name + ".pem", cert, 0o644},
+		}
+		if c.Keystore {
+			files = append(files, struct {
+				name string
+				data []byte
+				mode os.FileMode
+			}{"keystore.pem", append(append([]byte{}, key...), cert...), 0o600})
+		}
+		for _, f := range files {
+			if err := writeOwned(filepath.Join(dir, f.name), f.data, f.mode, uid); err != nil {
+				return fmt.Errorf("%s: %w", c.Name, err)
+			}
+		}
+		if uid >= 0 {
+			if err := os.Chown(dir, uid, uid); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func writeOwned(path string, data []byte, mode os.FileMode, uid int) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if uid >= 0 {
+		if err := tmp.Chown(uid, uid); err != nil {
+			tmp.Close()
+			return err
+		}
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
