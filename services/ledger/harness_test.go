@@ -23,7 +23,6 @@ import (
 	"github.com/strata-ref/strata/libs/config"
 	"github.com/strata-ref/strata/libs/crypto/envelope"
 	"github.com/strata-ref/strata/libs/mtls"
-	"github.com/strata-ref/strata/libs/observe"
 	"github.com/strata-ref/strata/libs/pgstore"
 	"github.com/strata-ref/strata/libs/resilience"
 	"github.com/strata-ref/strata/libs/server"
@@ -88,9 +87,8 @@ func newHarness(t testing.TB) *harness {
 	h.analytics = startAnalytics(t, st)
 	now := businessHours
 	h.now.Store(&now)
-	res := resilience.NewMetrics(observe.NewRegistry())
-	sink := remote.NewAnalytics("https://"+h.analytics.addr, st.InternalClient(t, "ledger", mtls.ID("analytics")),
-		remote.StaticToken("test-token"), res, kit.Logger)
+	sink := remote.NewAnalytics(kit.Client("analytics", "https://"+h.analytics.addr, resilience.ClientConfig{
+		Breaker: resilience.BreakerConfig{MinExecutions: 3}}), staticToken("test-token"))
 	h.app, err = newServer(kit, cfg, pool, deps{Validator: h.iss.Validator(t, "ledger"), KMS: h.kms, Sessions: h.sessions,
 		Sink: sink, Now: func() time.Time { return *h.now.Load() }})
 	if err != nil {
@@ -212,6 +210,12 @@ func (h *harness) deposit(t testing.TB, teller user, id string, amount int64) {
 func (h *harness) balance(t testing.TB, id string) int64 {
 	return h.count(t, `SELECT balance FROM accounts WHERE id = $1`, id)
 }
+
+// staticToken stands in for the auth service's token exchange here; the
+// system tests (loadtest) run the real exchange.
+type staticToken string
+
+func (t staticToken) Token(context.Context, string) (string, error) { return string(t), nil }
 
 // fakeSessions is the session service: every session alive unless revoked.
 type fakeSessions struct {

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/failsafe-go/failsafe-go/priority"
 	"io"
 	"log/slog"
 	"net/http"
@@ -25,8 +26,8 @@ import (
 	"github.com/strata-ref/strata/libs/config"
 	"github.com/strata-ref/strata/libs/crypto/envelope"
 	"github.com/strata-ref/strata/libs/idempotency"
-	"github.com/strata-ref/strata/libs/mtls"
 	"github.com/strata-ref/strata/libs/pgstore"
+	"github.com/strata-ref/strata/libs/resilience"
 	"github.com/strata-ref/strata/libs/server"
 	"github.com/strata-ref/strata/services/ledger/internal/httpapi"
 	"github.com/strata-ref/strata/services/ledger/internal/ledger"
@@ -47,9 +48,9 @@ type settings struct {
 	AuthJWKSURL  string `env:"STRATA_AUTH_JWKS_URL" envDefault:"https://127.0.0.1:9441/.well-known/jwks.json"`
 	SessionURL   string `env:"STRATA_SESSION_URL" envDefault:"https://127.0.0.1:9444"`
 	AnalyticsURL string `env:"STRATA_ANALYTICS_URL" envDefault:"https://127.0.0.1:9443"`
-	// AnalyticsToken is the bearer token the relay presents until token
-	// exchange is available (docs/outbox.md); empty sends none.
-	AnalyticsToken config.Secret `env:"STRATA_LEDGER_ANALYTICS_TOKEN"`
+	// AuthTokenURL is auth's token endpoint on its internal (mTLS)
+	// listener: the relay's token for analytics comes from there.
+	AuthTokenURL string `env:"STRATA_AUTH_TOKEN_URL" envDefault:"https://127.0.0.1:9441/oauth2/token"`
 	// KMSKeyset is the local Tink keyset (the dev KMS); created when absent
 	// unless STRATA_ENV=production.
 	KMSKeyset string `env:"STRATA_KMS_KEYSET" envDefault:".stack/kms/ledger-keyset.json"`
@@ -62,6 +63,9 @@ func main() { server.Main("ledger", run) }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	var cfg settings
+	if len(args) > 0 && args[0] == config.VarsCommand {
+		return config.PrintVars(stdout, &cfg)
+	}
 	if err := config.Load(getenv, &cfg, server.Defaults(Port)); err != nil {
 		return err
 	}
@@ -89,7 +93,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer kit.Shutdown(context.Background())
 	kit.Logger.Info("config", config.Attrs(&cfg)...)
 
-	pool, err := pgstore.Open(ctx, pgstore.Config{URL: cfg.PGURL, TLS: kit.TLS, Migrations: postgres.Migrations(), MaxConns: cfg.PGMaxConns})
+	pool, err := pgstore.Open(ctx, pgstore.Config{URL: cfg.PGURL, TLS: kit.TLS, Migrations: postgres.Migrations(), MaxConns: cfg.PGMaxConns,
+		TracerProvider: kit.Tracing.Provider})
 	if err != nil {
 		return err
 	}
@@ -106,18 +111,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 	}
 
-	jwks := authn.NewJWKS(cfg.AuthJWKSURL, mtlsClient(kit.TLS, "auth"), 30*time.Second)
-	validator, err := authn.NewValidator(authn.Config{Issuer: cfg.AuthIssuer, Audience: "ledger", Keys: jwks})
+	auth := kit.Client("auth", "", resilience.ClientConfig{Timeout: 2 * time.Second})
+	validator, err := authn.NewValidator(authn.Config{Issuer: cfg.AuthIssuer, Audience: "ledger",
+		Keys: authn.NewJWKS(cfg.AuthJWKSURL, auth, 30*time.Second)})
 	if err != nil {
 		return err
 	}
-	res := kit.Resilience
 	app, err := newServer(kit, cfg, pool, deps{
 		Validator: validator,
 		KMS:       kms,
-		Sessions:  remote.NewSessions(cfg.SessionURL, mtlsClient(kit.TLS, "session"), res, kit.Logger),
-		Sink: remote.NewAnalytics(cfg.AnalyticsURL, mtlsClient(kit.TLS, "analytics"),
-			remote.StaticToken(cfg.AnalyticsToken.Reveal()), res, kit.Logger),
+		Sessions: remote.NewSessions(kit.Client("session", cfg.SessionURL, resilience.ClientConfig{Timeout: 500 * time.Millisecond}),
+			kit.Resilience, kit.Logger),
+		Sink: remote.NewAnalytics(kit.Client("analytics", cfg.AnalyticsURL, resilience.ClientConfig{Timeout: 5 * time.Second,
+			Breaker: resilience.BreakerConfig{MinExecutions: 3}}),
+			&authn.TokenClient{URL: cfg.AuthTokenURL, ClientID: "ledger", HTTP: auth}),
 	})
 	if err != nil {
 		return err
@@ -127,11 +134,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	go reapKeys(ctx, pool, cfg.IdempotencyRetention, kit.Logger)
 	return app.srv.Run(ctx)
-}
-
-func mtlsClient(src *mtls.Source, peer string) *http.Client {
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: src.ClientConfig(mtls.ID(peer)), MaxIdleConnsPerHost: 64}}
 }
 
 // deps are the collaborators that tests replace.
@@ -169,6 +171,13 @@ func newServer(kit *server.Kit, cfg settings, pool *pgxpool.Pool, d deps) (*app,
 		Sessions: d.Sessions, Now: d.Now, Logger: kit.Logger})
 	m := newMetrics(kit.Registry)
 	srv := kit.NewServer(cfg.Env, server.Check{Name: "postgres", Ping: pool.Ping})
+	// Under overload, money movements are the last thing shed; reads first.
+	srv.Prioritize(func(r *http.Request) priority.Priority {
+		if r.Method == http.MethodPost {
+			return priority.High
+		}
+		return priority.Medium
+	})
 	httpapi.New(svc, d.Validator, pool, ledger.ResponseCipher{Envelope: env}, kit.Logger, m.replays.Inc).Register(srv.Public)
 	relay := &ledger.Relay{Outbox: store, Sink: d.Sink, Observer: m, Log: kit.Logger}
 	return &app{srv: srv, store: store, svc: svc, relay: relay, log: kit.Logger}, nil

@@ -66,8 +66,9 @@ func TestPolicies(t *testing.T) {
 		{"customer transfers from another's", bob, "transfer", acctEU, noon, false, ""},
 		{"customer cannot deposit", alice, "deposit", acctUS, noon, false, ""},
 		{"customer opens account", alice, "create_account", authz.Resource{Type: "Account", ID: "new"}, noon, true, "customer-opens-account"},
-		// Auditors only read statistics (in analytics): nothing here.
-		{"auditor reads account", dave, "read_account", acctEU, noon, false, ""},
+		// Auditors only read.
+		{"auditor reads account", dave, "read_account", acctEU, noon, true, "auditor-reads-accounts"},
+		{"auditor transfers", dave, "transfer", acctEU, noon, false, ""},
 		{"auditor deposits", dave, "deposit", acctEU, noon, false, ""},
 		// Admin, at any hour.
 		{"admin deposits at 03:00", admin, "deposit", acctEU, berlin(3, 0, 0), true, "admin-reads-and-deposits"},

@@ -20,7 +20,9 @@ import (
 //   - the caller authenticates as a service client (mTLS or private_key_jwt)
 //     with the token-exchange grant;
 //   - the subject token is an access token this service issued, not revoked,
-//     whose audience includes the caller (it was meant for the caller);
+//     whose audience includes the caller (it was meant for the caller), or
+//     the caller's own client-credentials token (a service acting as itself,
+//     as the ledger's outbox relay does towards analytics);
 //   - exactly one audience is requested, and the caller may exchange to it;
 //   - the user's session is still alive (stateful, as for refresh);
 //   - scopes can only shrink; the issued type is an access token.
@@ -52,7 +54,8 @@ func (s *Storage) ValidateTokenExchangeRequest(ctx context.Context, req op.Token
 	if err != nil {
 		return err
 	}
-	if !slices.Contains(at.Audiences, c.ID) {
+	ownServiceToken := at.ClientID == c.ID && at.Subject == c.ID && at.SID == ""
+	if !slices.Contains(at.Audiences, c.ID) && !ownServiceToken {
 		return oidc.ErrInvalidGrant().WithDescription("subject_token was not issued for this client")
 	}
 	aud := req.GetAudience()
