@@ -288,3 +288,17 @@ func TestHealthcheck(t *testing.T) {
 		t.Fatal("healthcheck passed with nothing listening")
 	}
 }
+
+func TestHTTP2IsOffered(t *testing.T) {
+	h := start(t)
+	c := h.publicClient(t)
+	c.Transport.(*http.Transport).ForceAttemptHTTP2 = true
+	resp, err := c.Get("https://" + h.public + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("protocol %s, want HTTP/2", resp.Proto)
+	}
+}

@@ -40,7 +40,8 @@ type API struct {
 // connections that a load run does not churn TLS handshakes.
 func New(e Endpoints, tlsCfg *tls.Config, conns int) *API {
 	return &API{E: e, HTTP: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: tlsCfg, MaxIdleConns: conns * 4, MaxIdleConnsPerHost: conns, IdleConnTimeout: time.Minute}}}
+		TLSClientConfig: tlsCfg, MaxIdleConns: conns * 4, MaxIdleConnsPerHost: conns, IdleConnTimeout: time.Minute,
+		ForceAttemptHTTP2: true}}} // HTTP/2: many requests per connection, few handshakes
 }
 
 // User is a signed-in user.
