@@ -3,6 +3,7 @@ package testenv
 import (
 	"fmt"
 	"net"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -46,7 +47,6 @@ func StartSystem(t testing.TB, st *Stack, extra map[string]map[string]string) *S
 	addr := func(n string, i int) string { return "127.0.0.1:" + strconv.Itoa(ports[n][i]) }
 	issuer := "https://127.0.0.1:" + strconv.Itoa(ports["auth"][0])
 	jwks := URL(addr("auth", 1)) + "/.well-known/jwks.json"
-	dir := t.TempDir()
 	env := func(n string) map[string]string {
 		e := st.Env(n)
 		e["STRATA_PUBLIC_ADDR"], e["STRATA_INTERNAL_ADDR"] = addr(n, 0), addr(n, 1)
@@ -55,7 +55,8 @@ func StartSystem(t testing.TB, st *Stack, extra map[string]map[string]string) *S
 		case "auth":
 			e["STRATA_PG_URL"] = st.PGURL("auth", "auth_test")
 			e["STRATA_SESSION_URL"] = URL(addr("session", 1))
-			e["STRATA_AUTH_KEK_FILE"] = filepath.Join(dir, "auth-kek")
+			// The default key-encryption key (.stack/auth/kek): the signing
+			// keys in auth_test are sealed with it.
 		case "session":
 			e["STRATA_PG_URL"] = st.PGURL("session", "session_test")
 			e["STRATA_REDIS_ADDR"] = fmt.Sprintf("127.0.0.1:%d", st.RedisPort)
@@ -64,7 +65,7 @@ func StartSystem(t testing.TB, st *Stack, extra map[string]map[string]string) *S
 			e["STRATA_SESSION_URL"] = URL(addr("session", 1))
 			e["STRATA_ANALYTICS_URL"] = URL(addr("analytics", 1))
 			e["STRATA_AUTH_TOKEN_URL"] = URL(addr("auth", 1)) + "/oauth2/token"
-			e["STRATA_KMS_KEYSET"] = filepath.Join(dir, "ledger-keyset.json")
+			e["STRATA_KMS_KEYSET"] = filepath.Join(st.Dir, "kms", "ledger-test-keyset.json")
 		case "analytics":
 			e["STRATA_CASSANDRA_HOSTS"] = "127.0.0.1"
 			e["STRATA_CASSANDRA_PORT"] = strconv.Itoa(st.CassandraPort)
@@ -81,4 +82,13 @@ func StartSystem(t testing.TB, st *Stack, extra map[string]map[string]string) *S
 	sys.Analytics = StartProcess(t, st, "analytics", env("analytics"))
 	sys.Ledger = StartProcess(t, st, "ledger", env("ledger"))
 	return sys
+}
+
+// Seed creates n load-test users (load-000001...) with the auth binary's
+// seed command, against the same database and key material as p.
+func (p *Process) Seed(t testing.TB, n int) ([]byte, error) {
+	t.Helper()
+	cmd := exec.Command(p.Cmd.Path, "seed", "-users", strconv.Itoa(n))
+	cmd.Env = p.Cmd.Env
+	return cmd.CombinedOutput()
 }
