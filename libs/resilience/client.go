@@ -123,14 +123,16 @@ func newHTTPBreaker(cfg BreakerConfig, isFailure func(error) bool, m *Metrics, l
 }
 
 // retryAfterDelay honours Retry-After (seconds or HTTP-date) on 429 and
-// 503; otherwise the backoff applies.
+// 503; otherwise the backoff applies. The policy's jitter (±25 %) applies
+// to this delay too, so it is stretched by a third: even the earliest
+// jittered retry comes no sooner than the server asked.
 func retryAfterDelay(exec failsafe.ExecutionAttempt[*http.Response]) time.Duration {
 	resp := exec.LastResult()
 	if resp == nil || (resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable) {
 		return -1
 	}
 	if d, ok := RetryAfter(resp.Header, time.Now()); ok {
-		return d
+		return d + d/3
 	}
 	return -1
 }

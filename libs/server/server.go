@@ -162,8 +162,13 @@ func accessLog(log *slog.Logger, listener string) gin.HandlerFunc {
 			attrs = append(attrs, "peer", id.String())
 		}
 		level := slog.LevelInfo
-		if c.Writer.Status() >= 500 {
+		switch status := c.Writer.Status(); {
+		case status >= 500:
 			level = slog.LevelError
+		case status == http.StatusTooManyRequests:
+			// Under overload a line per shed request would make the
+			// overload worse; strata_shed_total counts them instead.
+			level = slog.LevelDebug
 		}
 		log.Log(c.Request.Context(), level, "request", attrs...)
 	}

@@ -28,6 +28,10 @@ type Env struct {
 	// OTLPEndpoint is the collector (host:port or URL); empty: no export.
 	OTLPEndpoint string `env:"OTEL_EXPORTER_OTLP_ENDPOINT"`
 	OTLPInsecure bool   `env:"OTEL_EXPORTER_OTLP_INSECURE"`
+	// Telemetry "off" samples every span out (nothing exported) and logs
+	// only errors and the lifecycle lines (observe.NewQuietLogger); metrics
+	// stay. It exists to measure what telemetry costs (docs/observability.md).
+	Telemetry string `env:"STRATA_TELEMETRY" envDefault:"on"`
 }
 
 // Defaults returns the listener defaults for a service whose public port is
@@ -56,7 +60,14 @@ type Kit struct {
 // Setup builds the Kit. Certificate rotation is logged through the kit's
 // logger. Call Shutdown when run returns.
 func Setup(ctx context.Context, name string, env Env, stdout io.Writer) (*Kit, error) {
+	if env.Telemetry != "" && env.Telemetry != "on" && env.Telemetry != "off" { // "" (a zero Env) is on
+		return nil, fmt.Errorf("config: STRATA_TELEMETRY must be on or off, not %q", env.Telemetry)
+	}
+	off := env.Telemetry == "off"
 	logger := observe.NewLogger(stdout, name, env.LogLevel)
+	if off {
+		logger = observe.NewQuietLogger(stdout, name)
+	}
 	src, err := mtls.NewSource(mtls.Files{CA: env.TLSCA, Cert: env.TLSCert, Key: env.TLSKey})
 	if err != nil {
 		return nil, err
@@ -69,7 +80,8 @@ func Setup(ctx context.Context, name string, env Env, stdout io.Writer) (*Kit, e
 		svid, _ := src.GetX509SVID()
 		logger.Info("certificate reloaded", "spiffe_id", svid.ID.String(), "not_after", svid.Certificates[0].NotAfter)
 	})
-	tracing, err := observe.NewTracing(ctx, observe.TracingConfig{Service: name, OTLPEndpoint: env.OTLPEndpoint, Insecure: env.OTLPInsecure})
+	tracing, err := observe.NewTracing(ctx, observe.TracingConfig{Service: name, OTLPEndpoint: env.OTLPEndpoint, Insecure: env.OTLPInsecure,
+		Disabled: off, Logger: logger})
 	if err != nil {
 		return nil, fmt.Errorf("tracing: %w", err)
 	}

@@ -4,6 +4,7 @@
 //	strata-load probe        readiness of every service over TLS and mTLS
 //	strata-load list         the scenarios
 //	strata-load SCENARIO     baseline | ramp | overload | breaker | cache | retry-storm | hot-account
+//	strata-load chaos        fault drills on the real processes under load (docs/chaos.md)
 //
 // A scenario signs users in through the OIDC code + PKCE flow (users seeded
 // with `auth seed -users N`), measures the system's capacity unless
@@ -66,7 +67,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&o.stackScript, "stack", filepath.Join(root, "deploy/native/stack.sh"), "the native stack script (faults)")
 	fs.IntVar(&o.users, "users", 20, "load users (seeded as load-000001...)")
 	fs.DurationVar(&o.duration, "duration", 60*time.Second, "length of the scenario's schedule")
-	fs.DurationVar(&o.bound, "bound", 30*time.Second, "eventual-consistency bound for analytics")
+	fs.DurationVar(&o.bound, "bound", 60*time.Second, "eventual-consistency bound for analytics (the relay backs off up to 30 s)")
 	fs.Float64Var(&o.capacity, "capacity", 0, "requests/s the system serves cleanly (0: measure it first)")
 	fs.Float64Var(&o.maxRate, "max-rate", 3000, "ceiling of the capacity search")
 	o.endpoints = strata.Native
@@ -94,6 +95,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	switch name := fs.Arg(0); name {
 	case "probe":
 		return probe(ctx, src, o, stdout)
+	case "chaos":
+		return runChaos(ctx, fs.Args()[1:], src, o, stdout)
 	case "list", "":
 		names := make([]string, 0, len(scenario.Specs))
 		for n := range scenario.Specs {

@@ -59,7 +59,7 @@ func (o Outcome) Failed() int {
 // report.
 func Execute(ctx context.Context, spec Spec, o Options) (Outcome, error) {
 	started := time.Now()
-	w := o.Out
+	w := &lockedWriter{w: o.Out} // the fault goroutine and the engine both print
 	logf := func(f string, a ...any) { fmt.Fprintf(w, f+"\n", a...) }
 	api := strata.New(o.Endpoints, &tls.Config{RootCAs: o.TLS.Roots(), MinVersion: tls.VersionTLS13}, 512)
 	pop, err := Prepare(ctx, api, o.Password, o.Users, logf)
@@ -181,4 +181,15 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-time.After(d):
 	}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

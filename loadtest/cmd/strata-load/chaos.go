@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/strata-ref/strata/libs/mtls"
+	"github.com/strata-ref/strata/loadtest/internal/chaos"
+	"github.com/strata-ref/strata/loadtest/internal/strata"
+)
+
+// runChaos is `strata-load chaos [flags]`: the fault drills against the
+// services of `make run` (pid files under the stack directory, restarted by
+// deploy/native/services.sh). It prints the table and fails on a violation.
+func runChaos(ctx context.Context, args []string, src *mtls.Source, o options, w io.Writer) error {
+	fs := flag.NewFlagSet("chaos", flag.ContinueOnError)
+	rate := fs.Float64("rate", 100, "steady arrivals per second during every drill")
+	warm := fs.Duration("warm", 10*time.Second, "clean traffic before each fault")
+	hold := fs.Duration("hold", 15*time.Second, "how long each fault lasts")
+	after := fs.Duration("after", 30*time.Second, "traffic after the fault is cleared (the recovery window)")
+	expiry := fs.Duration("expiry-ttl", 20*time.Second, "lifetime of the short-lived SVIDs in the expiry drill")
+	only := fs.String("only", "", "comma-separated drill names (substrings) to run; default all")
+	live := fs.Bool("live", false, "print one line per second")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	root := repoRoot()
+	stackDir := os.Getenv("STRATA_STACK_DIR")
+	if stackDir == "" {
+		stackDir = filepath.Join(root, ".stack")
+	}
+	tmp, err := os.MkdirTemp("", "strata-chaos-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	certsBin := filepath.Join(tmp, "certs")
+	build := exec.CommandContext(ctx, "go", "build", "-o", certsBin, "./cmd/certs")
+	build.Dir = filepath.Join(root, "tools")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build the certs command: %v: %s", err, out)
+	}
+	servicesSh := filepath.Join(root, "deploy/native/services.sh")
+	env := &chaos.Env{
+		Services: native{run: filepath.Join(stackDir, "run"), script: servicesSh},
+		Stack: func(ctx context.Context, args ...string) (string, error) {
+			out, err := exec.CommandContext(ctx, "bash", append([]string{o.stackScript}, args...)...).Output()
+			return string(out), err
+		},
+		Certs: func(ctx context.Context, ttl time.Duration, only ...string) error {
+			args := []string{"-dir", o.certs}
+			if ttl > 0 {
+				args = append(args, "-workload-ttl", ttl.String())
+			}
+			if len(only) > 0 {
+				args = append(args, "-only", strings.Join(only, ","))
+			}
+			if out, err := exec.CommandContext(ctx, certsBin, args...).CombinedOutput(); err != nil {
+				return fmt.Errorf("certs: %v: %s", err, out)
+			}
+			return nil
+		},
+		RotateKeys: func(ctx context.Context) error {
+			vars, err := exec.CommandContext(ctx, "bash", servicesSh, "env", "auth").Output()
+			if err != nil {
+				return fmt.Errorf("services.sh env auth: %w", err)
+			}
+			cmd := exec.CommandContext(ctx, filepath.Join(root, "bin", "auth"), "rotate-keys")
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+			for _, line := range strings.Split(string(vars), "\n") {
+				if strings.Contains(line, "=") {
+					cmd.Env = append(cmd.Env, line)
+				}
+			}
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("auth rotate-keys: %v: %s", err, out)
+			}
+			return nil
+		},
+	}
+	api := strata.New(o.endpoints, &tls.Config{RootCAs: src.Roots(), MinVersion: tls.VersionTLS13}, 512)
+	results, err := chaos.Run(ctx, chaos.Options{API: api, Env: env, Password: o.password, Users: o.users, Rate: *rate,
+		Warm: *warm, Hold: *hold, After: *after, ExpiryTTL: *expiry, Bound: o.bound, Only: strings.Split(*only, ","),
+		Out: w, Live: *live})
+	fmt.Fprintln(w)
+	chaos.Table(w, results)
+	if err != nil {
+		return err
+	}
+	if n := chaos.Violations(results); n > 0 {
+		return fmt.Errorf("%d drill(s) lost data, broke an invariant or did not recover", n)
+	}
+	return nil
+}
+
+// native kills services by their pid files and restarts them with
+// services.sh, which starts whatever is not running and waits until ready.
+type native struct{ run, script string }
+
+func (n native) Kill(_ context.Context, service string) error {
+	b, err := os.ReadFile(filepath.Join(n.run, service+".pid"))
+	if err != nil {
+		return err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return fmt.Errorf("%s pid file: %w", service, err)
+	}
+	return syscall.Kill(pid, syscall.SIGKILL)
+}
+
+func (n native) Start(ctx context.Context, service string) error {
+	if out, err := exec.CommandContext(ctx, "bash", n.script, "start").CombinedOutput(); err != nil {
+		return fmt.Errorf("services.sh start: %v: %s", err, out)
+	}
+	return nil
+}
