@@ -9,12 +9,19 @@ help: ## List the targets.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: demo
-demo: run ## Bring the whole system up natively and show it serving (make run, then a smoke pass).
+demo: run ## Bring the whole system up natively, drive it past saturation (ramp scenario, ~1 min), print the report path.
 	@bash $(NATIVE)/demo.sh
 
 .PHONY: test
 test: ## Run every module's tests (unit, integration on real stores, end-to-end); starts the stack if needed.
 	@bash $(NATIVE)/test-all.sh
+
+SCENARIO ?= ramp
+DURATION ?= 60s
+.PHONY: loadtest
+loadtest: ## Run one load scenario against `make run` (SCENARIO=ramp|overload|breaker|cache|retry-storm|hot-account, DURATION=60s).
+	@bash $(NATIVE)/services.sh seed 40
+	@cd loadtest && go run ./cmd/strata-load -users 40 -duration $(DURATION) $(SCENARIO)
 
 .PHONY: run
 run: stack-up certs-fresh ## Start the data stack and the four services in the background; returns when all are ready.
