@@ -9,6 +9,14 @@
 //     exports over OTLP when an endpoint is configured, and the W3C
 //     propagator that carries trace context across every hop.
 //
+// STRATA_TELEMETRY=off (libs/server.Env) switches traces and logs down:
+// TracingConfig.Disabled samples every span out and exports nothing, and
+// NewQuietLogger keeps only errors and the lifecycle lines. Metrics stay:
+// they are counters in memory, read only when Prometheus scrapes the
+// internal listener. docs/observability.md has the measured cost.
+//
 // Nothing here is global: a service builds these in run() and hands them to
-// the libraries that need them.
+// the libraries that need them. The one exception is the OpenTelemetry
+// SDK's diagnostic logger, which the SDK offers only process-wide
+// (TracingConfig.Logger).
 package observe

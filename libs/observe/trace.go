@@ -3,8 +3,11 @@ package observe
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 
+	"github.com/go-logr/logr"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -28,6 +31,17 @@ type TracingConfig struct {
 	Insecure bool
 	// Exporters are extra span exporters (tests register an in-memory one).
 	Exporters []sdktrace.SpanExporter
+	// Disabled turns tracing off (STRATA_TELEMETRY=off): nothing is
+	// exported and every span is sampled out. Instrumentation still runs and
+	// spans still get ids, so W3C trace context keeps propagating and log
+	// lines keep their trace_id; only recording and export are skipped,
+	// which is what costs.
+	Disabled bool
+	// Logger receives the SDK's own diagnostics (a failed export, an OTEL_*
+	// variable it cannot parse) as JSON warn lines, instead of the SDK's
+	// plain-text default on stderr. The SDK offers only a process-wide hook
+	// (otel.SetLogger), so this sets it: a service calls NewTracing once.
+	Logger *slog.Logger
 }
 
 // NewTracing builds the provider. Shut it down to flush spans on exit.
@@ -36,7 +50,16 @@ func NewTracing(ctx context.Context, cfg TracingConfig) (*Tracing, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tracing resource: %w", err)
 	}
+	if cfg.Logger != nil {
+		otel.SetLogger(logr.FromSlogHandler(sdkDiagnostics{cfg.Logger.Handler()}))
+	}
 	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	if cfg.Disabled {
+		return &Tracing{
+			Provider:   sdktrace.NewTracerProvider(append(opts, sdktrace.WithSampler(sdktrace.NeverSample()))...),
+			Propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+		}, nil
+	}
 	if cfg.OTLPEndpoint != "" {
 		eopts := []otlptracegrpc.Option{otlptracegrpc.WithEndpoint(cfg.OTLPEndpoint)}
 		if strings.Contains(cfg.OTLPEndpoint, "://") {
@@ -62,3 +85,32 @@ func NewTracing(ctx context.Context, cfg TracingConfig) (*Tracing, error) {
 
 // Shutdown flushes and stops the provider.
 func (t *Tracing) Shutdown(ctx context.Context) error { return t.Provider.Shutdown(ctx) }
+
+// sdkDiagnostics writes the SDK's errors and warnings at warn level (an
+// exporter that cannot reach the collector is degraded telemetry, not a
+// failed request) and its info and debug (logr V(4) and up) at debug.
+type sdkDiagnostics struct{ slog.Handler }
+
+func sdkLevel(l slog.Level) slog.Level {
+	if l > slog.LevelDebug {
+		return slog.LevelWarn
+	}
+	return slog.LevelDebug
+}
+
+func (h sdkDiagnostics) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.Handler.Enabled(ctx, sdkLevel(l))
+}
+
+func (h sdkDiagnostics) Handle(ctx context.Context, r slog.Record) error {
+	r.Level = sdkLevel(r.Level)
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h sdkDiagnostics) WithAttrs(as []slog.Attr) slog.Handler {
+	return sdkDiagnostics{h.Handler.WithAttrs(as)}
+}
+
+func (h sdkDiagnostics) WithGroup(name string) slog.Handler {
+	return sdkDiagnostics{h.Handler.WithGroup(name)}
+}

@@ -53,7 +53,9 @@ func Open(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 	pc.ConnConfig.TLSConfig = cfg.TLS.StoreConfig(pc.ConnConfig.Host)
 	pc.ConnConfig.Fallbacks = nil // never fall back to another sslmode
 	if cfg.TracerProvider != nil {
-		pc.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithTracerProvider(cfg.TracerProvider))
+		// Query and batch spans only: a span per pool acquire doubled the
+		// span count of a transfer for little insight.
+		pc.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithTracerProvider(cfg.TracerProvider), otelpgx.WithDisableAcquireTracer())
 	}
 	if cfg.MaxConns > 0 {
 		pc.MaxConns = cfg.MaxConns

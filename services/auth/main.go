@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"time"
 
@@ -77,6 +78,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer kit.Shutdown(context.Background())
+	// zitadel/oidc logs only through slog.Default: route it into the
+	// service's JSON logger, whose redaction drops the state and the query
+	// strings its error lines carry (docs/observability.md).
+	slog.SetDefault(kit.Logger)
 	kit.Logger.Info("config", config.Attrs(&cfg)...)
 
 	pool, err := pgstore.Open(ctx, pgstore.Config{URL: cfg.PGURL, TLS: kit.TLS, Migrations: postgres.Migrations(),

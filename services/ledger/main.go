@@ -179,7 +179,8 @@ func newServer(kit *server.Kit, cfg settings, pool *pgxpool.Pool, d deps) (*app,
 		return priority.Medium
 	})
 	httpapi.New(svc, d.Validator, pool, ledger.ResponseCipher{Envelope: env}, kit.Logger, m.replays.Inc).Register(srv.Public)
-	relay := &ledger.Relay{Outbox: store, Sink: d.Sink, Observer: m, Log: kit.Logger}
+	relay := &ledger.Relay{Outbox: store, Sink: d.Sink, Observer: m, Log: kit.Logger,
+		Tracer: kit.Tracing.Provider.Tracer("github.com/strata-ref/strata/services/ledger/relay")}
 	return &app{srv: srv, store: store, svc: svc, relay: relay, log: kit.Logger}, nil
 }
 

@@ -10,6 +10,12 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/strata-ref/strata/libs/crypto/envelope"
 )
 
@@ -18,6 +24,29 @@ type OutboxEvent struct {
 	ID       int64
 	Payload  []byte // a TransferPosted, as JSON
 	Attempts int
+	// TraceParent is the W3C traceparent of the request that wrote the
+	// event ("" if it had no span); the relay links its delivery to it.
+	TraceParent string
+}
+
+// TraceParent returns the span in ctx as a W3C traceparent value, or ""
+// when ctx carries none. The store writes it into the outbox row in the
+// transfer's transaction, so the trace context survives until the relay
+// picks the event up, however much later that is.
+func TraceParent(ctx context.Context) string {
+	c := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, c)
+	return c.Get("traceparent")
+}
+
+// traceLink turns a stored traceparent back into a span link.
+func traceLink(traceparent string, outboxID int64) (trace.Link, bool) {
+	if traceparent == "" {
+		return trace.Link{}, false
+	}
+	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": traceparent})
+	sc := trace.SpanContextFromContext(ctx)
+	return trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{attribute.Int64("strata.outbox.id", outboxID)}}, sc.IsValid()
 }
 
 // Outbox is the relay's view of the store.
@@ -50,6 +79,8 @@ type Relay struct {
 	Sink     Sink
 	Observer RelayObserver
 	Log      *slog.Logger
+	// Tracer starts one span per delivered batch [no spans when nil].
+	Tracer   trace.Tracer
 	Batch    int           // events per delivery [100]
 	Lease    time.Duration // how long a claimed batch is ours [30 s]
 	Idle     time.Duration // poll interval when the outbox is empty [200 ms]
@@ -100,10 +131,22 @@ func (r *Relay) defaults() {
 	if r.MaxDelay == 0 {
 		r.MaxDelay = 30 * time.Second
 	}
+	if r.Tracer == nil {
+		r.Tracer = noop.NewTracerProvider().Tracer("")
+	}
 }
 
 // Once delivers one batch and returns how many events it delivered.
-func (r *Relay) Once(ctx context.Context) (int, error) {
+//
+// The delivery is traced as a new root span, "outbox.deliver", with a span
+// link to the trace of every event in the batch (the request that wrote
+// it), not as a child of one of them: a batch holds events of up to Batch
+// different requests and a span has one parent, and delivery may come
+// minutes after the request (analytics was down), which as a child would
+// stretch the request's trace over that whole wait. The links still lead
+// from the delivery to each transfer, and analytics' spans continue the
+// delivery's trace through the traceparent the client sends.
+func (r *Relay) Once(ctx context.Context) (n int, err error) {
 	r.defaults()
 	events, err := r.Outbox.ClaimEvents(ctx, r.Batch, r.Lease)
 	if err != nil || len(events) == 0 {
@@ -111,9 +154,22 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 	}
 	ids := make([]int64, len(events))
 	raw := make([]json.RawMessage, len(events))
+	links := make([]trace.Link, 0, len(events))
 	for i, e := range events {
 		ids[i], raw[i] = e.ID, bytes.Clone(e.Payload)
+		if l, ok := traceLink(e.TraceParent, e.ID); ok {
+			links = append(links, l)
+		}
 	}
+	ctx, span := r.Tracer.Start(ctx, "outbox.deliver", trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithLinks(links...), trace.WithAttributes(attribute.Int("messaging.batch.message_count", len(events))))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "outbox delivery failed")
+		}
+		span.End()
+	}()
 	if err := r.Sink.Deliver(ctx, raw); err != nil {
 		if r.Observer != nil {
 			r.Observer.Failed()

@@ -17,14 +17,14 @@ var _ ledger.Outbox = (*Store)(nil)
 func (s *Store) ClaimEvents(ctx context.Context, limit int, lease time.Duration) ([]ledger.OutboxEvent, error) {
 	const q = `UPDATE outbox SET available_at = now() + $2::interval, attempts = attempts + 1
 	           WHERE id IN (SELECT id FROM outbox WHERE available_at <= now() ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
-	           RETURNING id, payload, attempts`
+	           RETURNING id, payload, attempts, traceparent`
 	rows, err := s.pool.Query(ctx, q, limit, lease)
 	if err != nil {
 		return nil, translate("claim outbox", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ledger.OutboxEvent, error) {
 		var e ledger.OutboxEvent
-		err := r.Scan(&e.ID, &e.Payload, &e.Attempts)
+		err := r.Scan(&e.ID, &e.Payload, &e.Attempts, &e.TraceParent)
 		return e, err
 	})
 	return out, translate("claim outbox", err)

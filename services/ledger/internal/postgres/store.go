@@ -133,7 +133,7 @@ func (s *Store) Post(ctx context.Context, p ledger.Posting, decide func(from, to
 	                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, nullif($9, ''), $10)`
 	const qPostings = `INSERT INTO postings (transfer_id, account_id, amount, currency, balance_after, created_at)
 	                   VALUES ($1, $2, $3, $4, $5, $6), ($1, $7, $8, $4, $9, $6)`
-	const qOutbox = `INSERT INTO outbox (event_id, type, payload) VALUES ($1, $2, $3)`
+	const qOutbox = `INSERT INTO outbox (event_id, type, payload, traceparent) VALUES ($1, $2, $3, $4)`
 
 	var out ledger.Transfer
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
@@ -188,7 +188,7 @@ func (s *Store) Post(ctx context.Context, p ledger.Posting, decide func(from, to
 		w.Queue(qBalances, from.ID, -t.Amount, to.ID, t.Amount)
 		w.Queue(qTransfer, t.ID, t.Kind, from.ID, to.ID, t.Amount, t.Currency, p.Memo.Ciphertext, p.Memo.WrappedKey, p.Memo.KEKID, t.CreatedAt)
 		w.Queue(qPostings, t.ID, from.ID, -t.Amount, t.Currency, from.Balance-t.Amount, t.CreatedAt, to.ID, t.Amount, to.Balance+t.Amount)
-		w.Queue(qOutbox, eventID, ledger.EventTransferPosted, ev)
+		w.Queue(qOutbox, eventID, ledger.EventTransferPosted, ev, ledger.TraceParent(ctx))
 		if idem != nil {
 			if err := idem.QueueComplete(ctx, w, t); err != nil {
 				return err
