@@ -87,7 +87,7 @@ func (c *Client) Login(ctx context.Context, user, password string) (Tokens, erro
 	if resp.StatusCode == http.StatusOK { // the login page
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		resp.Body.Close()
-		action, fields, err := parseForm(string(body))
+		action, fields, err := ParseForm(string(body))
 		if err != nil {
 			return Tokens{}, err
 		}
@@ -155,14 +155,15 @@ func get(ctx context.Context, c *http.Client, u string) (*http.Response, error) 
 	return c.Do(req)
 }
 
-// parseForm finds the form holding username and password inputs and
-// returns its action and hidden fields.
-func parseForm(body string) (string, url.Values, error) {
+// ParseForm finds the login form (the one holding username and password
+// inputs) and returns its action and hidden fields.
+func ParseForm(body string) (action string, fields url.Values, err error) {
 	doc, err := html.Parse(strings.NewReader(body))
 	if err != nil {
 		return "", nil, err
 	}
-	action, fields, inputs := "", url.Values{}, map[string]bool{}
+	fields = url.Values{}
+	inputs := map[string]bool{}
 	var walk func(*html.Node)
 	walk = func(n *html.Node) {
 		if n.Type == html.ElementNode {

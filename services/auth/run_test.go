@@ -17,10 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/html"
-
 	"github.com/strata-ref/strata/libs/authn"
 	"github.com/strata-ref/strata/libs/mtls"
+	"github.com/strata-ref/strata/libs/oidclogin"
 	"github.com/strata-ref/strata/libs/pgstore"
 	"github.com/strata-ref/strata/libs/testenv"
 	"github.com/strata-ref/strata/services/auth/internal/postgres"
@@ -128,39 +127,17 @@ func authorizeURL(issuer, clientID, redirect, state string, p pkce, extra url.Va
 type loginForm struct {
 	action string
 	fields url.Values
-	inputs map[string]bool
 }
 
+// parseForm parses the page with the same parser the load generator uses
+// and fails the test unless it holds the username/password form.
 func parseForm(t testing.TB, body string) loginForm {
 	t.Helper()
-	doc, err := html.Parse(strings.NewReader(body))
+	action, fields, err := oidclogin.ParseForm(body)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v in:\n%s", err, body)
 	}
-	f := loginForm{fields: url.Values{}, inputs: map[string]bool{}}
-	var walk func(*html.Node)
-	walk = func(n *html.Node) {
-		if n.Type == html.ElementNode {
-			attrs := map[string]string{}
-			for _, a := range n.Attr {
-				attrs[a.Key] = a.Val
-			}
-			switch n.Data {
-			case "form":
-				f.action = attrs["action"]
-			case "input":
-				f.inputs[attrs["name"]] = true
-				if attrs["type"] == "hidden" {
-					f.fields.Set(attrs["name"], attrs["value"])
-				}
-			}
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
-		}
-	}
-	walk(doc)
-	return f
+	return loginForm{action: action, fields: fields}
 }
 
 // redirectParams reads code/state (or error) from a loopback redirect.
@@ -201,9 +178,6 @@ func (h *harness) signIn(t testing.TB, c *http.Client, clientID, redirect, user,
 		t.Fatalf("authorize: %d %s", resp.StatusCode, body)
 	}
 	form := parseForm(t, string(body))
-	if !form.inputs["username"] || !form.inputs["password"] {
-		t.Fatalf("no username/password inputs in:\n%s", body)
-	}
 	form.fields.Set("username", user)
 	form.fields.Set("password", password)
 	action, _ := resp.Request.URL.Parse(form.action)
