@@ -23,6 +23,14 @@ loadtest: ## Run one load scenario against `make run` (SCENARIO=ramp|overload|br
 	@bash $(NATIVE)/services.sh seed 40
 	@cd loadtest && go run ./cmd/strata-load -users 40 -duration $(DURATION) $(SCENARIO)
 
+.PHONY: tradeoffs
+tradeoffs: ## Measure the database trade-off table (latency, throughput, consistency probes) and write docs/tradeoffs.md.
+	@cd loadtest && STRATA_TRADEOFFS_DOC=$(CURDIR)/docs/tradeoffs.md go test -count=1 -timeout 20m -run '^TestTradeoffs$$' -v ./internal/tradeoffs
+
+.PHONY: bench
+bench: ## Run every side-by-side benchmark (service vs pgbench, redis-benchmark, raw gocql; telemetry on/off) and print one table.
+	@bash tools/bench.sh
+
 .PHONY: run
 run: stack-up certs-fresh ## Start the data stack and the four services in the background; returns when all are ready.
 	@bash $(NATIVE)/services.sh start

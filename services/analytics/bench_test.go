@@ -183,6 +183,8 @@ func TestIngestBenchmark(t *testing.T) {
 			r.quantile(50), r.quantile(99), r.failures)
 	}
 	fmt.Fprintf(&b, "service / raw = %.2f (goal >= 0.50)\n", ratio)
+	// Machine-readable lines for tools/bench.sh (make bench).
+	fmt.Fprintf(&b, "BENCH analytics.service %.0f events/s\nBENCH analytics.raw_gocql %.0f events/s\n", svc.eventsPerSec(), rawRes.eventsPerSec())
 	fmt.Print(b.String())
 	t.Log(b.String())
 	if svc.failures > 0 || rawRes.failures > 0 {

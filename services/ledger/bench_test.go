@@ -79,6 +79,8 @@ func TestBenchmarkAgainstPgbench(t *testing.T) {
 	fmt.Printf("%-44s %10.0f\n", "pgbench -b tpcb-like -M prepared tps", pg)
 	fmt.Printf("%-44s %10.2f\n", "ratio service / pgbench", uniform/pg)
 	fmt.Printf("%-44s %10.0f\n", "service transfers/s (hot account)", hotTPS)
+	// Machine-readable lines for tools/bench.sh (make bench).
+	fmt.Printf("BENCH ledger.service %.0f transfers/s\nBENCH ledger.pgbench %.0f tps\nBENCH ledger.hot_account %.0f transfers/s\n", uniform, pg, hotTPS)
 }
 
 func envInt(name string, def int) int {

@@ -118,4 +118,6 @@ func TestBenchCacheAside(t *testing.T) {
 	fmt.Printf("%-52s %12.0f\n", "redis-benchmark -t get (TLS), raw Redis", raw)
 	fmt.Printf("cache hit / Postgres only = %.2fx (goal >= 5x: %s)\n", hit/pgOnly, verdict(hit/pgOnly >= 5))
 	fmt.Printf("cache hit / raw Redis     = %.2fx (goal >= 0.15x: %s)\n", hit/raw, verdict(hit/raw >= 0.15))
+	// Machine-readable lines for tools/bench.sh (make bench).
+	fmt.Printf("BENCH session.cache_hit %.0f req/s\nBENCH session.postgres_only %.0f req/s\nBENCH session.redis_benchmark %.0f req/s\n", hit, pgOnly, raw)
 }
