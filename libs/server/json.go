@@ -1,12 +1,14 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -21,9 +23,24 @@ func DecodeJSON(c *gin.Context, v any) bool {
 		problem.Abort(c, problem.New(http.StatusUnsupportedMediaType, "Content-Type must be application/json"))
 		return false
 	}
-	dec := json.NewDecoder(c.Request.Body)
+	body, err := io.ReadAll(c.Request.Body)
+	if err == nil && !utf8.Valid(body) {
+		// encoding/json would silently turn invalid bytes into U+FFFD;
+		// RFC 8259 requires UTF-8, so refuse instead of guessing.
+		err = errors.New("body is not valid UTF-8")
+	}
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			problem.Abort(c, problem.New(http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", tooBig.Limit)))
+		} else {
+			problem.Abort(c, problem.New(http.StatusBadRequest, "malformed JSON body: "+err.Error()))
+		}
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	err = dec.Decode(v)
 	if err == nil && dec.More() {
 		err = errors.New("trailing data after the JSON object")
 	}

@@ -251,6 +251,7 @@ func TestBodiesAreStrict(t *testing.T) {
 		{"wrong type", "application/json", `{"name":1}`, 400},
 		{"not json", "text/plain", `name=a`, 415},
 		{"too large", "application/json", `{"name":"` + strings.Repeat("a", 100) + `"}`, 413},
+		{"invalid UTF-8", "application/json", "{\"name\":\"\xff\xfe\"}", 400},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
