@@ -31,6 +31,15 @@ tradeoffs: ## Measure the database trade-off table (latency, throughput, consist
 bench: ## Run every side-by-side benchmark (service vs pgbench, redis-benchmark, raw gocql; telemetry on/off) and print one table.
 	@bash tools/bench.sh
 
+.PHONY: security
+security: stack-up ## Negative security suite against the real system (OWASP ASVS 5.0 / API Top 10 2023 ids), then every fuzz target for 10 s.
+	@bash tools/security.sh
+
+.PHONY: chaos
+chaos: run ## Fault drills on the running system under load; prints fault | requests | errors | data lost | time to recover.
+	@bash $(NATIVE)/services.sh seed 20
+	@cd loadtest && go run ./cmd/strata-load chaos
+
 .PHONY: run
 run: stack-up certs-fresh ## Start the data stack and the four services in the background; returns when all are ready.
 	@bash $(NATIVE)/services.sh start

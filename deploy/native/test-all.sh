@@ -34,6 +34,10 @@ for m in $modules; do
     failed+=("$m")
   fi
 done
+# The fuzz targets, briefly (make security runs them longer).
+if ! STRATA_FUZZ_ONLY=1 FUZZTIME=${FUZZTIME:-3s} bash "$ROOT/tools/security.sh"; then
+  failed+=("fuzz")
+fi
 if ((${#failed[@]})); then
   echo "[test] FAILED modules: ${failed[*]}" >&2
   exit 1

@@ -54,11 +54,27 @@ type Process struct {
 func StartProcess(t testing.TB, st *Stack, name string, env map[string]string) *Process {
 	t.Helper()
 	bin := Build(t, st, name)
-	cmd := exec.Command(bin)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	vars := []string{"PATH=" + os.Getenv("PATH")}
 	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
+		vars = append(vars, k+"="+v)
 	}
+	return startBinary(t, name, bin, vars)
+}
+
+// Restart starts the same binary again with the same environment (so on
+// the same ports), after stopping p if it still runs: what a supervisor does
+// after a crash (Kill). The returned Process replaces p; p's logs stay with p.
+func (p *Process) Restart(t testing.TB) *Process {
+	t.Helper()
+	_ = p.Stop()
+	return startBinary(t, filepath.Base(p.Cmd.Path), p.Cmd.Path, p.Cmd.Env)
+}
+
+// startBinary runs bin with exactly env and waits for its "listening" line.
+func startBinary(t testing.TB, name, bin string, env []string) *Process {
+	t.Helper()
+	cmd := exec.Command(bin)
+	cmd.Env = append([]string(nil), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
