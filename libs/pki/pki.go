@@ -137,6 +137,14 @@ func writePair(certPath, keyPath string, der []byte, key crypto.Signer) error {
 }
 
 func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	return WriteFileAtomic(path, data, mode, -1)
+}
+
+// WriteFileAtomic replaces path with data through a temporary file and a
+// rename, so a reader never sees half a key or certificate. A uid >= 0 also
+// gives the file to that user (and group), as the compose certs job does
+// for each container's own key.
+func WriteFileAtomic(path string, data []byte, mode os.FileMode, uid int) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return err
@@ -149,6 +157,12 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 	if err := tmp.Chmod(mode); err != nil {
 		tmp.Close()
 		return err
+	}
+	if uid >= 0 {
+		if err := tmp.Chown(uid, uid); err != nil {
+			tmp.Close()
+			return err
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return err

@@ -107,7 +107,7 @@ func Lay(caDir, out string, o LayoutOptions) error {
 			}{"keystore.pem", append(append([]byte{}, key...), cert...), 0o600})
 		}
 		for _, f := range files {
-			if err := writeOwned(filepath.Join(dir, f.name), f.data, f.mode, uid); err != nil {
+			if err := pki.WriteFileAtomic(filepath.Join(dir, f.name), f.data, f.mode, uid); err != nil {
 				return fmt.Errorf("%s: %w", c.Name, err)
 			}
 		}
@@ -120,28 +120,3 @@ func Lay(caDir, out string, o LayoutOptions) error {
 	return nil
 }
 
-func writeOwned(path string, data []byte, mode os.FileMode, uid int) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if uid >= 0 {
-		if err := tmp.Chown(uid, uid); err != nil {
-			tmp.Close()
-			return err
-		}
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}

@@ -34,7 +34,7 @@ func runChaos(ctx context.Context, args []string, src *mtls.Source, o options, w
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	root := repoRoot()
+	root := strata.RepoRoot()
 	stackDir := os.Getenv("STRATA_STACK_DIR")
 	if stackDir == "" {
 		stackDir = filepath.Join(root, ".stack")

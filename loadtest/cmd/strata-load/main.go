@@ -56,14 +56,14 @@ type options struct {
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("strata-load", flag.ContinueOnError)
 	var o options
-	root := repoRoot()
+	root := strata.RepoRoot()
 	def := os.Getenv("STRATA_CERTS_DIR")
 	if def == "" {
 		def = filepath.Join(root, ".stack", "certs")
 	}
 	fs.StringVar(&o.certs, "certs", def, "directory with ca.pem and loadtest.pem/loadtest-key.pem")
 	fs.StringVar(&o.out, "out", filepath.Join(root, "out"), "directory for HTML reports")
-	fs.StringVar(&o.password, "password", envOr("STRATA_DEMO_PASSWORD", "strata-demo"), "password of the admin and load users")
+	fs.StringVar(&o.password, "password", strata.EnvOr("STRATA_DEMO_PASSWORD", "strata-demo"), "password of the admin and load users")
 	fs.StringVar(&o.stackScript, "stack", filepath.Join(root, "deploy/native/stack.sh"), "the native stack script (faults)")
 	fs.IntVar(&o.users, "users", 20, "load users (seeded as load-000001...)")
 	fs.DurationVar(&o.duration, "duration", 60*time.Second, "length of the scenario's schedule")
@@ -167,24 +167,4 @@ func check(ctx context.Context, c *http.Client, url string) string {
 		return "ready, not TLS 1.3"
 	}
 	return "ready, TLS 1.3"
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
-
-// repoRoot is the directory holding go.work (reports and certs live there).
-func repoRoot() string {
-	dir, _ := os.Getwd()
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
-			return d
-		}
-		if filepath.Dir(d) == d {
-			return dir
-		}
-	}
 }

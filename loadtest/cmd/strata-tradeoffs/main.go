@@ -41,7 +41,7 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("strata-tradeoffs", flag.ContinueOnError)
-	root := repoRoot()
+	root := strata.RepoRoot()
 	certs := os.Getenv("STRATA_CERTS_DIR")
 	if certs == "" {
 		certs = filepath.Join(root, ".stack", "certs")
@@ -49,7 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg tradeoffs.Config
 	e := strata.Native
 	fs.StringVar(&certs, "certs", certs, "directory with ca.pem (the CA the services' certificates chain to)")
-	fs.StringVar(&cfg.Password, "password", envOr("STRATA_DEMO_PASSWORD", "strata-demo"), "password of the admin and load users")
+	fs.StringVar(&cfg.Password, "password", strata.EnvOr("STRATA_DEMO_PASSWORD", "strata-demo"), "password of the admin and load users")
 	fs.StringVar(&e.Auth, "auth", e.Auth, "auth public URL (the issuer)")
 	fs.StringVar(&e.Ledger, "ledger", e.Ledger, "ledger public URL")
 	fs.StringVar(&e.Analytics, "analytics", e.Analytics, "analytics public URL")
@@ -102,24 +102,4 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "wrote %s\n", *write)
 	}
 	return nil
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
-
-// repoRoot is the directory holding go.work (docs and certs live there).
-func repoRoot() string {
-	dir, _ := os.Getwd()
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
-			return d
-		}
-		if filepath.Dir(d) == d {
-			return dir
-		}
-	}
 }
