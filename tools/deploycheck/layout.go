@@ -119,4 +119,3 @@ func Lay(caDir, out string, o LayoutOptions) error {
 	}
 	return nil
 }
-
