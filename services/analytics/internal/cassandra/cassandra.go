@@ -37,8 +37,13 @@ func Open(ctx context.Context, cfg Config) (*gocql.Session, error) {
 	if cfg.StartTimeout == 0 {
 		cfg.StartTimeout = 60 * time.Second
 	}
-	// The keyspace may not exist yet: bootstrap without one.
-	boot, err := connect(ctx, cfg, "")
+	// The keyspace may not exist yet: bootstrap without one. Schema changes
+	// wait for the cluster to agree on the new schema, which can take far
+	// longer than a query on a busy node: the bootstrap session gets a
+	// timeout of its own.
+	bootCfg := cfg
+	bootCfg.Timeout = max(cfg.Timeout, 30*time.Second)
+	boot, err := connect(ctx, bootCfg, "")
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +94,7 @@ func connect(ctx context.Context, cfg Config, keyspace string) (*gocql.Session, 
 
 func applySchema(ctx context.Context, s *gocql.Session, cfg Config) error {
 	stmt := fmt.Sprintf("CREATE KEYSPACE IF NOT EXISTS %s WITH replication = %s", cfg.Keyspace, cfg.Replication)
-	if err := s.Query(stmt).WithContext(ctx).Exec(); err != nil {
+	if err := execDDL(ctx, s, stmt); err != nil {
 		return fmt.Errorf("create keyspace: %w", err)
 	}
 	files, err := schema.ReadDir("schema")
@@ -107,12 +112,29 @@ func applySchema(ctx context.Context, s *gocql.Session, cfg Config) error {
 				continue
 			}
 			q = strings.ReplaceAll(q, "{{keyspace}}", cfg.Keyspace)
-			if err := s.Query(q).WithContext(ctx).Exec(); err != nil {
+			if err := execDDL(ctx, s, q); err != nil {
 				return fmt.Errorf("schema %s: %w", f.Name(), err)
 			}
 		}
 	}
 	return nil
+}
+
+// execDDL runs one idempotent (IF NOT EXISTS) schema statement, retrying a
+// few times: a timeout on DDL often means the change is still propagating.
+func execDDL(ctx context.Context, s *gocql.Session, q string) error {
+	var err error
+	for attempt := 0; attempt < 4; attempt++ {
+		if err = s.Query(q).WithContext(ctx).Exec(); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * time.Second):
+		}
+	}
+	return err
 }
 
 func stripComments(q string) string {
