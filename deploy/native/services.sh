@@ -40,12 +40,12 @@ service_env() {
   echo "STRATA_TLS_KEY=$CERTS/$n-key.pem"
   echo "STRATA_PUBLIC_ADDR=127.0.0.1:${PORT[$n]}"
   echo "STRATA_INTERNAL_ADDR=127.0.0.1:$((PORT[$n] + 1000))"
-  [[ -n ${OTEL_EXPORTER_OTLP_ENDPOINT:-} ]] && echo "OTEL_EXPORTER_OTLP_ENDPOINT=$OTEL_EXPORTER_OTLP_ENDPOINT"
+  if [[ -n ${OTEL_EXPORTER_OTLP_ENDPOINT:-} ]]; then echo "OTEL_EXPORTER_OTLP_ENDPOINT=$OTEL_EXPORTER_OTLP_ENDPOINT"; fi
   case $n in
   auth)
     echo "STRATA_PG_URL=$(pg_url auth)"
     echo "STRATA_AUTH_KEK_FILE=$STACK_DIR/auth/kek"
-    [[ -n ${STRATA_DEMO_PASSWORD:-} ]] && echo "STRATA_DEMO_PASSWORD=$STRATA_DEMO_PASSWORD"
+    if [[ -n ${STRATA_DEMO_PASSWORD:-} ]]; then echo "STRATA_DEMO_PASSWORD=$STRATA_DEMO_PASSWORD"; fi
     ;;
   ledger)
     echo "STRATA_PG_URL=$(pg_url ledger)"
