@@ -43,9 +43,8 @@ type settings struct {
 	server.Env
 	PGURL      string `env:"STRATA_PG_URL,required"`
 	PGMaxConns int32  `env:"STRATA_PG_MAX_CONNS" envDefault:"16"`
-	AuthIssuer string `env:"STRATA_AUTH_ISSUER" envDefault:"https://localhost:8441"`
-	// AuthJWKSURL is on auth's internal mTLS listener.
-	AuthJWKSURL  string `env:"STRATA_AUTH_JWKS_URL" envDefault:"https://127.0.0.1:9441/.well-known/jwks.json"`
+	// The auth service's issuer and its JWKS (fetched over mTLS).
+	authn.Settings
 	SessionURL   string `env:"STRATA_SESSION_URL" envDefault:"https://127.0.0.1:9444"`
 	AnalyticsURL string `env:"STRATA_ANALYTICS_URL" envDefault:"https://127.0.0.1:9443"`
 	// AuthTokenURL is auth's token endpoint on its internal (mTLS)
@@ -112,8 +111,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 
 	auth := kit.Client("auth", "", resilience.ClientConfig{Timeout: 2 * time.Second})
-	validator, err := authn.NewValidator(authn.Config{Issuer: cfg.AuthIssuer, Audience: "ledger",
-		Keys: authn.NewJWKS(cfg.AuthJWKSURL, auth, 30*time.Second)})
+	validator, err := authn.NewServiceValidator(cfg.Settings, "ledger", auth)
 	if err != nil {
 		return err
 	}

@@ -57,19 +57,7 @@ func runChaos(ctx context.Context, args []string, src *mtls.Source, o options, w
 			out, err := exec.CommandContext(ctx, "bash", append([]string{o.stackScript}, args...)...).Output()
 			return string(out), err
 		},
-		Certs: func(ctx context.Context, ttl time.Duration, only ...string) error {
-			args := []string{"-dir", o.certs}
-			if ttl > 0 {
-				args = append(args, "-workload-ttl", ttl.String())
-			}
-			if len(only) > 0 {
-				args = append(args, "-only", strings.Join(only, ","))
-			}
-			if out, err := exec.CommandContext(ctx, certsBin, args...).CombinedOutput(); err != nil {
-				return fmt.Errorf("certs: %v: %s", err, out)
-			}
-			return nil
-		},
+		Certs: chaos.CertsCommand(certsBin, o.certs),
 		RotateKeys: func(ctx context.Context) error {
 			vars, err := exec.CommandContext(ctx, "bash", servicesSh, "env", "auth").Output()
 			if err != nil {

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -517,4 +518,23 @@ func kid(token string) string {
 	}
 	_ = json.Unmarshal(raw, &h)
 	return h.Kid
+}
+
+// CertsCommand returns an Env.Certs that runs the certs command (bin) on
+// dir: every leaf re-issued, or only the named ones, with ttl as the
+// workload lifetime when it is set.
+func CertsCommand(bin, dir string) func(ctx context.Context, ttl time.Duration, only ...string) error {
+	return func(ctx context.Context, ttl time.Duration, only ...string) error {
+		args := []string{"-dir", dir}
+		if ttl > 0 {
+			args = append(args, "-workload-ttl", ttl.String())
+		}
+		if len(only) > 0 {
+			args = append(args, "-only", strings.Join(only, ","))
+		}
+		if out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("certs: %v: %s", err, out)
+		}
+		return nil
+	}
 }

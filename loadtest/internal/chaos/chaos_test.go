@@ -72,19 +72,7 @@ func TestDrillsShort(t *testing.T) {
 			out, err := st.Script(args...)
 			return string(out), err
 		},
-		Certs: func(ctx context.Context, ttl time.Duration, only ...string) error {
-			args := []string{"-dir", st.Certs}
-			if ttl > 0 {
-				args = append(args, "-workload-ttl", ttl.String())
-			}
-			if len(only) > 0 {
-				args = append(args, "-only", strings.Join(only, ","))
-			}
-			if out, err := exec.CommandContext(ctx, certsBin, args...).CombinedOutput(); err != nil {
-				return fmt.Errorf("certs: %v: %s", err, out)
-			}
-			return nil
-		},
+		Certs: chaos.CertsCommand(certsBin, st.Certs),
 		RotateKeys: func(ctx context.Context) error {
 			procs.mu.Lock()
 			auth := sys.Auth
