@@ -32,6 +32,13 @@ LOG_DIR=$STACK_DIR/logs
 RUN_DIR=$STACK_DIR/run
 LOCK_TIMEOUT=${STRATA_STACK_LOCK_TIMEOUT:-900}
 SERVERS=(postgres redis cassandra) # start order; stopped in reverse
+# STRATA_HA=1 (deploy/native/ha.env): the high-availability topology, with a
+# Postgres streaming replica, a Redis replica watched by Sentinel and a
+# three-node Cassandra ring. Each NAME's functions are NAME_start etc.,
+# with "-" spelled "_" (postgres-replica -> postgres_replica_start).
+if [[ ${STRATA_HA:-0} == 1 ]]; then
+  SERVERS=(postgres postgres-replica redis redis-replica sentinel cassandra cassandra2 cassandra3)
+fi
 
 # shellcheck source=lib/common.sh
 source "$NATIVE_DIR/lib/common.sh"
@@ -41,6 +48,8 @@ source "$NATIVE_DIR/lib/postgres.sh"
 source "$NATIVE_DIR/lib/redis.sh"
 # shellcheck source=lib/cassandra.sh
 source "$NATIVE_DIR/lib/cassandra.sh"
+# fn NAME SUFFIX: the function implementing SUFFIX for server NAME.
+fn() { printf '%s_%s' "${1//-/_}" "$2"; }
 
 usage() {
   sed -n '/^#   stack.sh/s/^#   //p' "${BASH_SOURCE[0]}" >&2
@@ -89,20 +98,20 @@ cmd_up() {
   command -v flock >/dev/null || die "flock (util-linux) is required"
   ensure_certs
   for s in "${SELECTED[@]}"; do
-    if ! "${s}_running"; then
-      "${s}_install"
+    if ! "$(fn "$s" running)"; then
+      "$(fn "$s" install)"
       rm -f "$RUN_DIR/$s.bootstrapped"
-      "${s}_start"
+      "$(fn "$s" start)"
       started+=("$s")
     fi
   done
-  if [[ " ${SELECTED[*]} " == *" cassandra "* ]]; then
+  if [[ " ${SELECTED[*]} " == *" cassandra"* ]]; then
     ensure_cql_tool
   fi
   for s in "${SELECTED[@]}"; do
-    "${s}_wait"
+    "$(fn "$s" wait)"
     if [[ ! -e $RUN_DIR/$s.bootstrapped ]]; then
-      "${s}_bootstrap"
+      "$(fn "$s" bootstrap)"
       touch "$RUN_DIR/$s.bootstrapped"
     fi
   done
@@ -117,20 +126,20 @@ cmd_down() {
   lock
   for ((i = ${#SELECTED[@]} - 1; i >= 0; i--)); do
     s=${SELECTED[i]}
-    "${s}_stop"
+    "$(fn "$s" stop)"
     rm -f "$RUN_DIR/$s.bootstrapped"
   done
 }
 
 cmd_status() {
   local s
-  for s in "${SERVERS[@]}"; do "${s}_status"; done
+  for s in "${SERVERS[@]}"; do "$(fn "$s" status)"; done
 }
 
 cmd_pid() {
   (($# == 1)) || usage
   select_servers "$1"
-  "${1}_pid" || { log "$1 is not running"; exit 1; }
+  "$(fn "$1" pid)" || { log "$1 is not running"; exit 1; }
 }
 
 cmd_env() {
@@ -138,9 +147,10 @@ cmd_env() {
   echo "export STRATA_STACK_DIR=$(printf %q "$STACK_DIR")"
   echo "export STRATA_CERTS_DIR=$(printf %q "$CERTS_DIR")"
   echo "export STRATA_CA_CERT=$(printf %q "$CERTS_DIR/ca.pem")"
-  postgres_env
-  redis_env
-  cassandra_env
+  local s
+  for s in "${SERVERS[@]}"; do
+    if declare -F "$(fn "$s" env)" >/dev/null; then "$(fn "$s" env)"; fi
+  done
 }
 
 main() {
