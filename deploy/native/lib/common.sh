@@ -168,7 +168,7 @@ apt_install() {
 # tool when any file the stack needs is missing.
 ensure_certs() {
   local f missing=0
-  for f in ca postgres redis cassandra analytics auth ledger session; do
+  for f in ca postgres redis cassandra analytics auth ledger session replicator; do
     [[ -s $CERTS_DIR/$f.pem ]] || missing=1
   done
   [[ -s $CERTS_DIR/ca-key.pem ]] || missing=1

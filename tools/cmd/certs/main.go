@@ -9,6 +9,8 @@
 // X.509 SVID whose URI SAN spiffe://strata.local/<name> names them for mTLS
 // authorization; their DNS/IP SANs let the same certificate serve the public
 // listener. Stores (postgres, redis, cassandra) get server certificates.
+// The replicator leaf (CN replicator) is the Postgres replication role's
+// client certificate: a standby streams WAL from the primary with it.
 // Re-running renews every leaf under the same CA: services reload the files
 // and present the new certificate without a restart. See libs/pki.
 package main
@@ -18,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -52,7 +55,30 @@ func run(args []string, stdout io.Writer) error {
 			opts.Only[n] = true
 		}
 	}
-	return pki.IssueStack(*dir, opts)
+	if err := pki.IssueStack(*dir, opts); err != nil {
+		return err
+	}
+	return issueReplicator(*dir, opts)
+}
+
+// Replicator is the CN (and Postgres role) a standby uses to stream WAL.
+const Replicator = "replicator"
+
+// issueReplicator issues the replication role's client certificate. It is
+// not a workload (no SPIFFE ID): only Postgres accepts it, for replication.
+func issueReplicator(dir string, o pki.StackOptions) error {
+	if (o.Only != nil && !o.Only[Replicator]) || slices.Contains(pki.Stores, Replicator) {
+		return nil // not asked for, or issued with the stores already
+	}
+	ca, _, err := pki.LoadOrCreateCA(dir, o.CATTL)
+	if err != nil {
+		return err
+	}
+	if err := ca.Issue(dir, pki.Leaf{Name: Replicator, TTL: o.StoreTTL, Hosts: o.Hosts}); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.Log, "issued %s (valid %s)\n", Replicator, o.StoreTTL)
+	return nil
 }
 
 func splitList(s string) []string {
