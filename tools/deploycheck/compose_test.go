@@ -3,6 +3,7 @@ package deploycheck
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/strata-ref/strata/libs/pki"
 )
 
 // loadCompose loads docker-compose.yml exactly as `docker compose` does
@@ -24,17 +27,48 @@ import (
 // environment so that defaults in ${VAR:-default} apply.
 func loadCompose(t testing.TB) *types.Project {
 	t.Helper()
+	return loadComposeWith(t, nil)
+}
+
+// loadComposeHA loads it as the profile ha runs it: with the interpolation
+// values of deploy/compose/ha.env.
+func loadComposeHA(t testing.TB) *types.Project {
+	t.Helper()
+	return loadComposeWith(t, []string{filepath.Join(root(t), "deploy/compose/ha.env")})
+}
+
+func loadComposeWith(t testing.TB, envFiles []string) *types.Project {
+	t.Helper()
 	r := root(t)
 	opts, err := cli.NewProjectOptions([]string{filepath.Join(r, "docker-compose.yml")},
-		cli.WithWorkingDirectory(r), cli.WithEnv([]string{}), cli.WithProfiles([]string{"*"}))
+		cli.WithWorkingDirectory(r), cli.WithEnv([]string{}), cli.WithEnvFiles(envFiles...), cli.WithDotEnv,
+		cli.WithProfiles([]string{"*"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p, err := opts.LoadProject(context.Background())
 	if err != nil {
-		t.Fatalf("load docker-compose.yml: %v", err)
+		t.Fatalf("load docker-compose.yml (env files %v): %v", envFiles, err)
 	}
 	return p
+}
+
+// replicaOf is the service whose identity a replica of the profile ha
+// shares (its label org.strata.replica-of), or the service's own name.
+func replicaOf(p *types.Project, name string) string {
+	if of := p.Services[name].Labels["org.strata.replica-of"]; of != "" {
+		return of
+	}
+	return name
+}
+
+// haReplicas are the containers the profile ha adds: replicas of the stores
+// and a second replica of every service.
+var haReplicas = map[string]string{
+	"postgres-replica": "postgres", "redis-replica": "redis",
+	"sentinel-1": "redis", "sentinel-2": "redis", "sentinel-3": "redis",
+	"cassandra2": "cassandra", "cassandra3": "cassandra",
+	"session-b": "session", "auth-b": "auth", "analytics-b": "analytics", "ledger-b": "ledger",
 }
 
 // oneShot are the jobs that run to completion: they have no healthcheck;
@@ -51,6 +85,112 @@ func TestComposeServices(t *testing.T) {
 	if s, err := p.GetService("loadtest"); err != nil || !slices.Contains(s.Profiles, "loadtest") {
 		t.Errorf("loadtest must be in the loadtest profile (err %v)", err)
 	}
+	for name, of := range haReplicas {
+		s, err := p.GetService(name)
+		if err != nil {
+			t.Errorf("profile ha lacks %s (a replica of %s)", name, of)
+			continue
+		}
+		if !slices.Equal(s.Profiles, []string{"ha"}) {
+			t.Errorf("%s must be in the ha profile only, got %v", name, s.Profiles)
+		}
+		if replicaOf(p, name) != of {
+			t.Errorf("%s: label org.strata.replica-of = %q, want %q", name, replicaOf(p, name), of)
+		}
+		if name != "postgres-replica" && !slices.Contains(pki.Aliases[of], name) {
+			t.Errorf("%s shares the %s certificate, whose leaf does not name it (libs/pki Aliases)", name, of)
+		}
+	}
+	for name, s := range p.Services {
+		if slices.Contains(s.Profiles, "ha") && haReplicas[name] == "" {
+			t.Errorf("%s is in the ha profile but not a known replica", name)
+		}
+	}
+}
+
+// TestComposeHAProfile: with ha.env, the services reach every replica of
+// each dependency, and the stores run as replicated sets.
+func TestComposeHAProfile(t *testing.T) {
+	p := loadComposeHA(t)
+	env := func(svc, k string) string {
+		if v := p.Services[svc].Environment[k]; v != nil {
+			return *v
+		}
+		return ""
+	}
+	for _, svc := range Services {
+		for _, pair := range [][2]string{{svc.Name, svc.Name + "-b"}} {
+			for _, n := range pair {
+				if _, ok := p.Services[n]; !ok {
+					t.Errorf("profile ha lacks %s", n)
+				}
+			}
+		}
+		// Both replicas run with the same settings (any replica serves any request).
+		a, b := p.Services[svc.Name].Environment, p.Services[svc.Name+"-b"].Environment
+		if !slices.Equal(slices.Sorted(maps.Keys(a)), slices.Sorted(maps.Keys(b))) {
+			t.Errorf("%s and %s-b read different settings", svc.Name, svc.Name)
+		}
+		for k, v := range a {
+			if w := b[k]; v == nil || w == nil || *v != *w {
+				t.Errorf("%s-b: %s differs from %s", svc.Name, k, svc.Name)
+			}
+		}
+	}
+	for svc, k := range map[string]string{"ledger": "STRATA_SESSION_URL", "auth": "STRATA_SESSION_URL"} {
+		if got := env(svc, k); got != "https://session:9444,https://session-b:9444" {
+			t.Errorf("%s: %s = %q, want both session replicas", svc, k, got)
+		}
+	}
+	if got := env("ledger", "STRATA_ANALYTICS_URL"); !strings.Contains(got, "analytics-b:9443") {
+		t.Errorf("ledger: STRATA_ANALYTICS_URL = %q, want both analytics replicas", got)
+	}
+	for _, svc := range []string{"ledger", "analytics", "session"} {
+		if got := env(svc, "STRATA_AUTH_JWKS_URL"); !strings.Contains(got, "auth-b:9441") {
+			t.Errorf("%s: STRATA_AUTH_JWKS_URL = %q, want both auth replicas", svc, got)
+		}
+	}
+	for _, svc := range []string{"auth", "ledger", "session"} {
+		if got := env(svc, "STRATA_PG_URL"); !strings.Contains(got, "@postgres:5432,postgres-replica:5432/") || !strings.Contains(got, "target_session_attrs=read-write") {
+			t.Errorf("%s: STRATA_PG_URL = %q, want both Postgres nodes and target_session_attrs=read-write", svc, got)
+		}
+	}
+	if got := env("session", "STRATA_REDIS_SENTINELS"); got != "sentinel-1:26379,sentinel-2:26379,sentinel-3:26379" || env("session", "STRATA_REDIS_MASTER_NAME") == "" {
+		t.Errorf("session: STRATA_REDIS_SENTINELS = %q, want the three Sentinels and a master name", got)
+	}
+	if got := env("analytics", "STRATA_CASSANDRA_HOSTS"); got != "cassandra,cassandra2,cassandra3" {
+		t.Errorf("analytics: STRATA_CASSANDRA_HOSTS = %q, want the ring of three", got)
+	}
+	if got := env("analytics", "STRATA_CASSANDRA_REPLICATION"); !strings.Contains(got, "'replication_factor': 3") {
+		t.Errorf("analytics: STRATA_CASSANDRA_REPLICATION = %q, want replication factor 3", got)
+	}
+	// Cassandra nodes join one at a time, seeded by the first.
+	if _, ok := p.Services["cassandra3"].DependsOn["cassandra2"]; !ok {
+		t.Errorf("cassandra3 must wait for cassandra2 (one node joins at a time)")
+	}
+	for _, n := range []string{"cassandra2", "cassandra3"} {
+		if env(n, "CASSANDRA_SEEDS") != "cassandra" {
+			t.Errorf("%s: CASSANDRA_SEEDS must be cassandra", n)
+		}
+	}
+	redis := strings.Join(p.Services["redis-replica"].Command, " ")
+	if !strings.Contains(redis, "--replicaof redis 6379") || !strings.Contains(redis, "--tls-replication yes") || !strings.Contains(redis, "--port 0") {
+		t.Errorf("redis-replica must replicate redis over TLS only: %s", redis)
+	}
+	sentinel := readTree(t, filepath.Join(root(t), "deploy/compose/redis/sentinel.conf"))
+	for _, want := range []string{"port 0", "tls-auth-clients yes", "tls-replication yes", "sentinel monitor strata redis 6379 2"} {
+		if len(sentinel) != 1 || !strings.Contains(sentinel[0], want) {
+			t.Errorf("sentinel.conf lacks %q", want)
+		}
+	}
+	if got := env("session", "STRATA_REDIS_MASTER_NAME"); len(sentinel) == 1 && !strings.Contains(sentinel[0], "sentinel monitor "+got+" ") {
+		t.Errorf("session asks for master %q, which the Sentinels do not monitor", got)
+	}
+	hba := readTree(t, filepath.Join(root(t), "deploy/compose/postgres/pg_hba.conf"))
+	if len(hba) != 1 || !regexp.MustCompile(`(?m)^hostssl\s+replication\s+replicator\s+samenet\s+cert`).MatchString(hba[0]) {
+		t.Errorf("pg_hba.conf must admit streaming replication for the replicator role by certificate only")
+	}
+	checkDials(t, p)
 }
 
 func TestComposeHealthchecks(t *testing.T) {
@@ -112,10 +252,11 @@ func TestComposeImagesPinned(t *testing.T) {
 	for name, s := range p.Services {
 		if s.Build != nil {
 			// Built here from deploy/docker; the tag names the local build.
-			if want := "deploy/docker/" + name + ".Dockerfile"; s.Build.Dockerfile != want {
+			of := replicaOf(p, name)
+			if want := "deploy/docker/" + of + ".Dockerfile"; s.Build.Dockerfile != want {
 				t.Errorf("%s: built from %q, want %q", name, s.Build.Dockerfile, want)
 			}
-			if s.Image != "strata/"+name+":dev" {
+			if s.Image != "strata/"+of+":dev" {
 				t.Errorf("%s: locally built image should be tagged strata/%s:dev, got %q", name, name, s.Image)
 			}
 			continue
@@ -147,7 +288,7 @@ func TestComposeEnvMatchesConfigVars(t *testing.T) {
 
 // listening is what each compose service listens on inside the network.
 func listening(t testing.TB, p *types.Project) map[string][]string {
-	m := map[string][]string{"postgres": {"5432"}, "redis": {"6379"}, "cassandra": {"9042"},
+	m := map[string][]string{"postgres": {"5432"}, "redis": {"6379", "26379"}, "cassandra": {"9042"},
 		"otel-collector": {"4317", "4318"}, "jaeger": {"4317", "16686"}, "prometheus": {"9090"}, "grafana": {"3000"}}
 	for _, svc := range Services {
 		m[svc.Name] = []string{strconv.Itoa(svc.Port), strconv.Itoa(svc.Port + 1000)}
@@ -157,7 +298,6 @@ func listening(t testing.TB, p *types.Project) map[string][]string {
 
 func TestComposePortsAndAddresses(t *testing.T) {
 	p := loadCompose(t)
-	ports := listening(t, p)
 	for _, svc := range Services {
 		s := p.Services[svc.Name]
 		env := func(k string) string {
@@ -176,24 +316,11 @@ func TestComposePortsAndAddresses(t *testing.T) {
 		if len(s.Ports) != 1 || s.Ports[0].Target != uint32(svc.Port) || s.Ports[0].Published != strconv.Itoa(svc.Port) || s.Ports[0].HostIP != "127.0.0.1" {
 			t.Errorf("%s: ports = %+v, want only 127.0.0.1:%d:%d", svc.Name, s.Ports, svc.Port, svc.Port)
 		}
-		// Every address a service dials names a compose service and a port it
-		// listens on.
-		for k, v := range s.Environment {
-			if v == nil || *v == "" {
-				continue
-			}
-			for _, hp := range addresses(*v) {
-				host, port, _ := net.SplitHostPort(hp)
-				if host == "0.0.0.0" || host == "localhost" {
-					continue
-				}
-				if !slices.Contains(ports[host], port) {
-					t.Errorf("%s: %s=%q dials %s, which no compose service listens on", svc.Name, k, *v, hp)
-				}
-			}
-		}
 		if pg := env("STRATA_PG_URL"); pg != "" {
 			u, err := url.Parse(pg)
+			if err == nil && u.Host != "postgres:5432" {
+				err = fmt.Errorf("host %q", u.Host)
+			}
 			if err != nil || u.User.Username() != svc.Name || strings.TrimPrefix(u.Path, "/") != svc.Name || u.Query().Get("sslmode") != "verify-full" {
 				t.Errorf("%s: STRATA_PG_URL %q must be postgres://%s@postgres:5432/%s?sslmode=verify-full (role = certificate CN = database)", svc.Name, pg, svc.Name, svc.Name)
 			}
@@ -202,6 +329,7 @@ func TestComposePortsAndAddresses(t *testing.T) {
 			}
 		}
 	}
+	checkDials(t, p)
 	if s := p.Services["analytics"]; s.Environment["STRATA_CASSANDRA_HOSTS"] == nil || *s.Environment["STRATA_CASSANDRA_HOSTS"] != "cassandra" ||
 		s.Environment["STRATA_CASSANDRA_PORT"] == nil || *s.Environment["STRATA_CASSANDRA_PORT"] != "9042" {
 		t.Errorf("analytics must reach cassandra:9042")
@@ -225,11 +353,48 @@ func TestComposePortsAndAddresses(t *testing.T) {
 	}
 }
 
+// checkDials: every address a service dials names a compose service and a
+// port it listens on.
+func checkDials(t *testing.T, p *types.Project) {
+	t.Helper()
+	ports := listening(t, p)
+	for name, s := range p.Services {
+		if _, ok := ports[replicaOf(p, name)]; !ok || replicaOf(p, name) == "postgres" {
+			continue
+		}
+		for k, v := range s.Environment {
+			if v == nil || *v == "" {
+				continue
+			}
+			for _, hp := range addresses(*v) {
+				host, port, _ := net.SplitHostPort(hp)
+				if host == "0.0.0.0" || host == "localhost" {
+					continue
+				}
+				if _, exists := p.Services[host]; !exists || !slices.Contains(ports[replicaOf(p, host)], port) {
+					t.Errorf("%s: %s=%q dials %s, which no compose service listens on", name, k, *v, hp)
+				}
+			}
+		}
+	}
+}
+
 var hostPort = regexp.MustCompile(`^[a-z][a-z0-9-]*:\d+$`)
 
-// addresses finds host:port pairs in a setting: a URL's host, or the value
-// itself.
+// addresses finds host:port pairs in a setting: a URL's host (each host of
+// a multi-host Postgres URL), or the value itself; a comma-separated list
+// is each of its items.
 func addresses(v string) []string {
+	if pg := regexp.MustCompile(`^postgres://[^@/]+@([^/]+)/`).FindStringSubmatch(v); pg != nil {
+		return strings.Split(pg[1], ",")
+	}
+	if strings.Contains(v, ",") {
+		var out []string
+		for _, item := range strings.Split(v, ",") {
+			out = append(out, addresses(item)...)
+		}
+		return out
+	}
 	if u, err := url.Parse(v); err == nil && u.Host != "" && u.Scheme != "" {
 		h := u.Host
 		if u.Port() == "" {
@@ -262,8 +427,12 @@ func TestComposeCertificatePaths(t *testing.T) {
 			if name == "certs" {
 				continue
 			}
-			if v.Target != CertsMount || !v.ReadOnly || v.Volume == nil || v.Volume.Subpath != name {
-				t.Errorf("%s: mounts the certs volume as %+v; want its own subpath %q read-only at %s", name, v, name, CertsMount)
+			own := name
+			if name != "postgres-replica" {
+				own = replicaOf(p, name) // a replica shares its primary's identity
+			}
+			if v.Target != CertsMount || !v.ReadOnly || v.Volume == nil || v.Volume.Subpath != own {
+				t.Errorf("%s: mounts the certs volume as %+v; want its own subpath %q read-only at %s", name, v, own, CertsMount)
 			}
 			sub = v.Volume.Subpath
 		}
@@ -329,10 +498,16 @@ func readTree(t testing.TB, path string) []string {
 func TestComposeFootprint(t *testing.T) {
 	p := loadCompose(t)
 	const maxMemory = 6 << 30
-	var mem, memRes int64
+	var mem, memRes, memHA int64
 	var cpu float64
 	for _, name := range p.ServiceNames() {
 		s := p.Services[name]
+		if slices.Contains(s.Profiles, "ha") {
+			if l := s.Deploy; l != nil && l.Resources.Limits != nil {
+				memHA += int64(l.Resources.Limits.MemoryBytes)
+			}
+			continue
+		}
 		if s.Deploy == nil || s.Deploy.Resources.Limits == nil || s.Deploy.Resources.Limits.MemoryBytes == 0 || s.Deploy.Resources.Limits.NanoCPUs == 0 {
 			t.Errorf("%s: no cpu and memory limits", name)
 			continue
@@ -352,6 +527,13 @@ func TestComposeFootprint(t *testing.T) {
 	if mem > maxMemory {
 		t.Errorf("memory limits add up to %d MiB, more than %d MiB", mem>>20, maxMemory>>20)
 	}
+	// The profile ha doubles the services and triples Cassandra: a bigger
+	// machine, stated in docs/high-availability.md.
+	const maxMemoryHA = 12 << 30
+	t.Logf("profile ha adds memory %d MiB: %d MiB in all", memHA>>20, (mem+memHA)>>20)
+	if mem+memHA > maxMemoryHA {
+		t.Errorf("with the profile ha, memory limits add up to %d MiB, more than %d MiB", (mem+memHA)>>20, maxMemoryHA>>20)
+	}
 }
 
 func TestComposeHardening(t *testing.T) {
@@ -367,7 +549,7 @@ func TestComposeHardening(t *testing.T) {
 			t.Errorf("%s: want read_only, cap_drop ALL and no-new-privileges", name)
 		}
 	}
-	for _, store := range []string{"postgres", "redis", "cassandra"} {
+	for _, store := range []string{"postgres", "redis", "cassandra", "postgres-replica", "redis-replica", "sentinel-1", "sentinel-2", "sentinel-3", "cassandra2", "cassandra3"} {
 		s := p.Services[store]
 		if _, ok := s.Networks["stores"]; len(s.Ports) > 0 || len(s.Networks) != 1 || !ok {
 			t.Errorf("%s: must be on the internal stores network only, unpublished (ports %v, networks %v)", store, s.Ports, keys(s.Networks))

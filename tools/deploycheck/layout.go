@@ -18,6 +18,9 @@ type Consumer struct {
 	// UID owns the key file (mode 0600): the user the container's process
 	// runs as. Postgres refuses a key readable by others.
 	UID int
+	// Leaves are the key pairs it gets [Name]: the Postgres replica serves
+	// as postgres and replicates as the replicator role.
+	Leaves []string
 	// Keystore also writes keystore.pem (key then certificate in one file),
 	// the form Cassandra's PEMBasedSslContextFactory reads.
 	Keystore bool
@@ -46,6 +49,7 @@ var Consumers = []Consumer{
 	{Name: "postgres", UID: UIDStore},
 	{Name: "redis", UID: UIDStore},
 	{Name: "cassandra", UID: UIDStore, Keystore: true},
+	{Name: "postgres-replica", UID: UIDStore, Leaves: []string{"postgres", "replicator"}},
 }
 
 // LayoutOptions configures Lay.
@@ -76,35 +80,34 @@ func Lay(caDir, out string, o LayoutOptions) error {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
-		cert, err := os.ReadFile(filepath.Join(caDir, c.Name+".pem"))
-		if err != nil {
-			return err
-		}
-		key, err := os.ReadFile(filepath.Join(caDir, c.Name+"-key.pem"))
-		if err != nil {
-			return err
-		}
 		uid := -1
 		if o.Chown {
 			uid = c.UID
 		}
-		// Key before certificate, each through a rename: a service that
-		// reloads on the certificate's mtime always finds the matching key.
-		files := []struct {
+		type file struct {
 			name string
 			data []byte
 			mode os.FileMode
-		}{
-			{"ca.pem", ca, 0o644},
-			{c.Name + "-key.pem", key, 0o600},
-			{c.Name + ".pem", cert, 0o644},
+		}
+		// Key before certificate, each through a rename: a service that
+		// reloads on the certificate's mtime always finds the matching key.
+		files := []file{{"ca.pem", ca, 0o644}}
+		leaves := c.Leaves
+		if len(leaves) == 0 {
+			leaves = []string{c.Name}
+		}
+		var key, cert []byte
+		for _, leaf := range leaves {
+			if cert, err = os.ReadFile(filepath.Join(caDir, leaf+".pem")); err != nil {
+				return err
+			}
+			if key, err = os.ReadFile(filepath.Join(caDir, leaf+"-key.pem")); err != nil {
+				return err
+			}
+			files = append(files, file{leaf + "-key.pem", key, 0o600}, file{leaf + ".pem", cert, 0o644})
 		}
 		if c.Keystore {
-			files = append(files, struct {
-				name string
-				data []byte
-				mode os.FileMode
-			}{"keystore.pem", append(append([]byte{}, key...), cert...), 0o600})
+			files = append(files, file{"keystore.pem", append(append([]byte{}, key...), cert...), 0o600})
 		}
 		for _, f := range files {
 			if err := pki.WriteFileAtomic(filepath.Join(dir, f.name), f.data, f.mode, uid); err != nil {
