@@ -36,14 +36,26 @@ security: stack-up ## Negative security suite against the real system (OWASP ASV
 	@bash tools/security.sh
 
 .PHONY: chaos
-chaos: run ## Fault drills on the running system under load; prints fault | requests | errors | data lost | time to recover.
-	@bash $(NATIVE)/services.sh seed 20
-	@cd loadtest && go run ./cmd/strata-load chaos
+chaos: $(if $(filter 1,$(HA)),chaos-ha,run) ## Fault drills on the running system under load (HA=1: on the HA topology); prints fault | requests | errors | data lost | time to recover.
+	@if [ "$(HA)" != 1 ]; then bash $(NATIVE)/services.sh seed 20 && cd loadtest && go run ./cmd/strata-load chaos; fi
 
 .PHONY: run
 run: stack-up certs-fresh ## Start the data stack and the four services in the background; returns when all are ready.
 	@bash $(NATIVE)/services.sh start
 	@bash $(NATIVE)/services.sh status
+
+.PHONY: run-ha
+run-ha: ## Start the high-availability topology natively (replicas of every store and service; docs/high-availability.md).
+	@bash $(NATIVE)/ha.sh up
+
+.PHONY: stop-ha
+stop-ha: ## Stop the high-availability topology.
+	@bash $(NATIVE)/ha.sh down
+
+.PHONY: chaos-ha
+chaos-ha: run-ha ## Fault drills on the HA topology under load: a Cassandra node, a replica of each service, Postgres and Redis failovers.
+	@bash $(NATIVE)/ha.sh services seed 20
+	@source $(NATIVE)/ha.env && cd loadtest && go run ./cmd/strata-load chaos -ha
 
 .PHONY: stop
 stop: ## Stop the four services and the data stack.
