@@ -31,6 +31,7 @@ func runChaos(ctx context.Context, args []string, src *mtls.Source, o options, w
 	expiry := fs.Duration("expiry-ttl", 20*time.Second, "lifetime of the short-lived SVIDs in the expiry drill")
 	only := fs.String("only", "", "comma-separated drill names (substrings) to run; default all")
 	live := fs.Bool("live", false, "print one line per second")
+	ha := fs.Bool("ha", os.Getenv("STRATA_HA") == "1", "run the HA drills (make run-ha: a Cassandra node, a replica of each service, Postgres and Redis failovers)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -79,7 +80,7 @@ func runChaos(ctx context.Context, args []string, src *mtls.Source, o options, w
 	api := strata.New(o.endpoints, &tls.Config{RootCAs: src.Roots(), MinVersion: tls.VersionTLS13}, 512)
 	results, err := chaos.Run(ctx, chaos.Options{API: api, Env: env, Password: o.password, Users: o.users, Rate: *rate,
 		Warm: *warm, Hold: *hold, After: *after, ExpiryTTL: *expiry, Bound: o.bound, Only: strings.Split(*only, ","),
-		Out: w, Live: *live})
+		Out: w, Live: *live, Drills: map[bool][]chaos.Drill{false: chaos.Drills, true: chaos.HADrills}[*ha]})
 	fmt.Fprintln(w)
 	chaos.Table(w, results)
 	if err != nil {

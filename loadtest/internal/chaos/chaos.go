@@ -203,6 +203,8 @@ type Options struct {
 	ExpiryTTL time.Duration
 	Bound     time.Duration // eventual-consistency bound for analytics
 	Only      []string      // drill names to run (substring match); all when empty
+	// Drills to choose from [Drills]; HADrills on the HA topology.
+	Drills []Drill
 	Out       io.Writer     // progress and the table
 	Live      bool          // print one line per second
 }
@@ -215,6 +217,9 @@ type Result struct {
 	// Errors: requests that failed (5xx, transport error, dropped) from the
 	// injection to the end of the run; Shed: 429s in the same span.
 	Errors, Shed int64
+	// ErrorSeconds: seconds from the injection on with at least one error
+	// (for a failover, the pause clients saw).
+	ErrorSeconds int
 	// Lost: acknowledged transfers missing, unresolved in doubt, accounts
 	// whose balance disagrees, transfers absent from analytics.
 	Lost      int
@@ -250,7 +255,11 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	// covers everything written so far, so damage found later still counts.
 	acked := &scenario.Acked{}
 	var out []Result
-	for _, d := range Drills {
+	drills := o.Drills
+	if drills == nil {
+		drills = Drills
+	}
+	for _, d := range drills {
 		if !selected(d.Name, o.Only) {
 			continue
 		}
@@ -386,6 +395,7 @@ func runDrill(ctx context.Context, d Drill, dr *drillRun, acked *scenario.Acked)
 	<-done
 	res.Err = errors.Join(faultErr...)
 	res.DuringFault, res.Errors, res.Shed, res.Recovered, res.Recovery = measure(sum.Seconds, injected, clear)
+	res.ErrorSeconds = errorSeconds(sum.Seconds, injected)
 
 	res.Checks = scenario.Check(context.WithoutCancel(ctx), dr.pop, acked, o.Bound)
 	res.Lost = lost(res.Checks)
@@ -422,6 +432,18 @@ func measure(secs []engine.Second, injected, cleared time.Duration) (during, err
 	return during, errs, shed, recovered, recovery
 }
 
+// errorSeconds counts the seconds at or after the injection in which a
+// request failed.
+func errorSeconds(secs []engine.Second, injected time.Duration) int {
+	n := 0
+	for _, s := range secs {
+		if s.T >= int(injected/time.Second) && s.Failed+s.Unavailable+s.Dropped > 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // lost reads the counts of lost data out of the invariant checks' details
 // (scenario.Check's wording): unresolved in-doubt transfers, missing
 // transfers, accounts off balance, transfers absent from analytics. A
@@ -455,8 +477,8 @@ func lost(checks []report.Check) int {
 }
 
 func (r Result) line() string {
-	return fmt.Sprintf("--- %s: %d requests during the fault, %d errors, %d shed, %d lost, %s%s",
-		r.Drill, r.DuringFault, r.Errors, r.Shed, r.Lost, r.recovery(), map[bool]string{true: " VIOLATION", false: ""}[r.Violation()])
+	return fmt.Sprintf("--- %s: %d requests during the fault, %d errors in %d s, %d shed, %d lost, %s%s",
+		r.Drill, r.DuringFault, r.Errors, r.ErrorSeconds, r.Shed, r.Lost, r.recovery(), map[bool]string{true: " VIOLATION", false: ""}[r.Violation()])
 }
 
 func (r Result) recovery() string {
@@ -468,8 +490,8 @@ func (r Result) recovery() string {
 
 // Table writes the results as a Markdown table (docs/chaos.md quotes it).
 func Table(w io.Writer, rs []Result) {
-	fmt.Fprintln(w, "| fault | requests during fault | errors seen by clients | 429s | data lost | time to recover | invariants |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---|")
+	fmt.Fprintln(w, "| fault | requests during fault | errors seen by clients | seconds with errors | 429s | data lost | time to recover | invariants |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---|")
 	for _, r := range rs {
 		inv := "pass"
 		for _, c := range r.Checks {
@@ -484,7 +506,7 @@ func Table(w io.Writer, rs []Result) {
 		if r.Recovered {
 			rec = fmt.Sprintf("%.1f s", r.Recovery.Seconds())
 		}
-		fmt.Fprintf(w, "| %s | %d | %d | %d | %d | %s | %s |\n", r.Drill, r.DuringFault, r.Errors, r.Shed, r.Lost, rec, inv)
+		fmt.Fprintf(w, "| %s | %d | %d | %d | %d | %d | %s | %s |\n", r.Drill, r.DuringFault, r.Errors, r.ErrorSeconds, r.Shed, r.Lost, rec, inv)
 	}
 }
 
