@@ -21,6 +21,8 @@ type Metrics struct {
 	calls       *prometheus.CounterVec
 	latency     *prometheus.HistogramVec
 	retries     *prometheus.CounterVec
+	endpointUp  *prometheus.GaugeVec
+	ejections   *prometheus.CounterVec
 }
 
 // NewMetrics registers the resilience series on reg.
@@ -52,7 +54,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "strata_client_retries_total",
 		Help: "Retries of outbound calls per dependency.",
 	}, []string{"dependency"})
-	reg.MustRegister(m.state, m.transitions, m.fallbacks, m.calls, m.latency, m.retries)
+	m.endpointUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "strata_endpoint_up",
+		Help: "Replica of a dependency in rotation (1) or ejected after failures (0), per dependency and endpoint.",
+	}, []string{"dependency", "endpoint"})
+	m.ejections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "strata_endpoint_ejections_total",
+		Help: "Ejections of a dependency's replica from the rotation, per dependency and endpoint.",
+	}, []string{"dependency", "endpoint"})
+	reg.MustRegister(m.state, m.transitions, m.fallbacks, m.calls, m.latency, m.retries, m.endpointUp, m.ejections)
 	return m
 }
 
@@ -147,6 +157,11 @@ func stateValue(s circuitbreaker.State) float64 {
 // StateGauge exposes the state series of dependency (for tests and dashboards' docs).
 func (m *Metrics) StateGauge(dependency string) prometheus.Gauge {
 	return m.state.WithLabelValues(dependency)
+}
+
+// EndpointUp exposes the strata_endpoint_up series of one replica.
+func (m *Metrics) EndpointUp(dependency, endpoint string) prometheus.Gauge {
+	return m.endpointUp.WithLabelValues(dependency, endpoint)
 }
 
 // FallbackCounter exposes the fallback series of callSite.

@@ -23,9 +23,15 @@ import (
 
 // ClientConfig configures the outbound client for one dependency.
 type ClientConfig struct {
-	Dependency string      // "session", "analytics": metric label and breaker name
-	BaseURL    string      // "https://127.0.0.1:9444"
-	TLS        *tls.Config // mTLS, pinned to the callee's SPIFFE ID (mtls.Source.ClientConfig)
+	Dependency string // "session", "analytics": metric label and breaker name
+	// BaseURL is the dependency's base URL, or a comma-separated list of its
+	// replicas' ("https://127.0.0.1:9544,https://127.0.0.1:9554"): calls
+	// are balanced over the healthy ones (balancer.go). Each is
+	// scheme://host:port.
+	BaseURL string
+	// Ejection tunes when a failing replica leaves the rotation and for how long.
+	Ejection EjectionConfig
+	TLS      *tls.Config // mTLS, pinned to the callee's SPIFFE ID (mtls.Source.ClientConfig)
 	// Timeout caps one attempt [1 s]. Each attempt also ends 10 % before the
 	// caller's own deadline, so the caller always has time to fall back.
 	Timeout time.Duration
@@ -50,8 +56,18 @@ type ClientConfig struct {
 // Idempotency-Key). The policy order, outermost first, is
 // Retry(CircuitBreaker(Timeout(call))): every attempt is judged by the
 // breaker, and an open breaker ends the retries at once.
+//
+// With several replicas, each attempt goes to one healthy replica
+// (round-robin), a retry goes to another one than the attempt before, and
+// a connection refused by a replica is sent to the next one at once.
+// Health is per replica (strata_endpoint_up); the breaker stays per
+// dependency and judges attempts after that failover, so one dead replica
+// of two does not open it.
 type Client struct {
 	cfg     ClientConfig
+	bases   []string
+	lb      *balancer // nil without a BaseURL (absolute URLs only)
+	err     error     // a malformed BaseURL, returned by every Do
 	http    *http.Client
 	retry   retrypolicy.RetryPolicy[*http.Response]
 	breaker circuitbreaker.CircuitBreaker[*http.Response]
@@ -92,6 +108,15 @@ func NewClient(cfg ClientConfig, m *Metrics, log *slog.Logger) *Client {
 		opts = append(opts, otelhttp.WithPropagators(cfg.Propagator))
 	}
 	transport = otelhttp.NewTransport(transport, opts...)
+	bases := SplitURLs(cfg.BaseURL)
+	var lb *balancer
+	var lbErr error
+	if len(bases) > 0 {
+		if lb, lbErr = newBalancer(cfg.Dependency, bases, cfg.Ejection, m, log); lbErr == nil {
+			// Outside otelhttp, so each replica tried gets its own client span.
+			transport = lbTransport{b: lb, next: transport}
+		}
+	}
 
 	breaker := newHTTPBreaker(bc, isFailure, m, log)
 	retryBudget := budget.NewBuilder().WithMaxRate(cfg.RetryBudget).WithMinConcurrency(1).Build()
@@ -106,7 +131,7 @@ func NewClient(cfg ClientConfig, m *Metrics, log *slog.Logger) *Client {
 		ReturnLastFailure(). // the caller sees the last response, not "retries exceeded"
 		OnRetry(func(failsafe.ExecutionEvent[*http.Response]) { m.retries.WithLabelValues(dep).Inc() }).
 		Build()
-	return &Client{cfg: cfg, http: &http.Client{Transport: transport}, retry: retry, breaker: breaker, m: m}
+	return &Client{cfg: cfg, bases: bases, lb: lb, err: lbErr, http: &http.Client{Transport: transport}, retry: retry, breaker: breaker, m: m}
 }
 
 // newHTTPBreaker judges responses as well as errors: a 5xx (other than 501)
@@ -146,16 +171,31 @@ func Retryable(req *http.Request) bool {
 	return req.Header.Get("Idempotency-Key") != ""
 }
 
-// Do sends req (a path relative to BaseURL is resolved against it). The
-// caller owns resp.Body. A 4xx or 5xx is a response, not an error; errors
-// are transport failures, timeouts, ErrOpen and context ends.
+// Do sends req (a path relative to BaseURL is resolved against it, and
+// balanced over its replicas). The caller owns resp.Body. A 4xx or 5xx is
+// a response, not an error; errors are transport failures, timeouts,
+// ErrOpen and context ends.
 func (c *Client) Do(req *http.Request) (*http.Response, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
 	if req.URL.Host == "" {
-		u, err := req.URL.Parse(c.cfg.BaseURL + req.URL.String())
+		base := ""
+		if len(c.bases) > 0 {
+			base = c.bases[0] // the balancer rewrites it to the replica it picks
+		}
+		u, err := req.URL.Parse(base + req.URL.String())
 		if err != nil {
 			return nil, err
 		}
 		req.URL = u
+	}
+	if c.lb != nil && c.lb.owns(req.URL) {
+		if err := bufferBody(req); err != nil {
+			return nil, err
+		}
+		req = req.WithContext(context.WithValue(req.Context(), callKey{},
+			&callState{caller: req.Context(), tried: map[*endpoint]bool{}}))
 	}
 	attempt := c.cfg.Timeout
 	if dl, ok := req.Context().Deadline(); ok {
