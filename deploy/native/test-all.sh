@@ -16,10 +16,19 @@ started=()
 for s in postgres redis cassandra; do
   bash "$STACK" pid "$s" >/dev/null 2>&1 || started+=("$s")
 done
+# The HA topology's tests (tools/stack, loadtest/internal/chaos) start and
+# stop their own servers from deploy/native/ha.env; whatever of it a failed
+# test leaves running is stopped here, unless it was up before (make run-ha).
+ha() { (source "$ROOT/deploy/native/ha.env" && bash "$ROOT/deploy/native/ha.sh" "$@"); }
+ha_was_up=$(ha status 2>/dev/null | grep -c ' running ' || true)
 cleanup() {
   if ((${#started[@]})); then
     echo "[test] stopping what this run started: ${started[*]}" >&2
     bash "$STACK" down "${started[@]}" || true
+  fi
+  if ((ha_was_up == 0)) && ha status 2>/dev/null | grep -q ' running '; then
+    echo "[test] stopping the HA topology the tests left running" >&2
+    ha down >/dev/null 2>&1 || true
   fi
 }
 trap cleanup EXIT
