@@ -12,6 +12,11 @@
 #   stack.sh status                              one line per server
 #   stack.sh pid NAME                            the server's pid (exit 1 if down)
 #   stack.sh env                                 `export` lines for clients
+#   stack.sh failover postgres|redis             HA topology: promote the
+#                                                replica, print the time taken
+#                                                (lib/postgres.sh, lib/redis.sh)
+#   stack.sh reset postgres                      HA topology: stop both nodes,
+#                                                delete their data and state
 #
 # Everything lives under ${STRATA_STACK_DIR:-<repo>/.stack}: certs/,
 # logs/<name>.log, run/<name>.pid and each server's data directory.
@@ -153,6 +158,20 @@ cmd_env() {
   done
 }
 
+# cmd_failover NAME: the HA topology's scripted failover of one store.
+cmd_failover() {
+  (($# == 1)) || usage
+  [[ $1 == postgres || $1 == redis ]] || die "failover: expected postgres or redis, got '$1'"
+  lock
+  "$1_failover"
+}
+
+cmd_reset() {
+  if (($# != 1)) || [[ $1 != postgres ]]; then usage; fi
+  lock
+  postgres_reset
+}
+
 main() {
   local cmd=${1:-}
   (($#)) && shift
@@ -164,6 +183,8 @@ main() {
   status) cmd_status ;;
   pid) cmd_pid "$@" ;;
   env) cmd_env ;;
+  failover) cmd_failover "$@" ;;
+  reset) cmd_reset "$@" ;;
   -h | --help | help) usage ;;
   *) usage ;;
   esac

@@ -21,6 +21,18 @@ BEGIN
 END
 $$;
 
+-- The replication role of the HA topology's standby: it may stream WAL
+-- (pg_hba.conf admits it to replication connections only) and nothing
+-- else; it logs in with the client certificate CN=replicator.
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'replicator') THEN
+    CREATE ROLE replicator;
+  END IF;
+  ALTER ROLE replicator LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS PASSWORD NULL;
+END
+$$;
+
 -- CREATE DATABASE cannot run inside DO; \gexec runs each generated statement.
 SELECT format('CREATE DATABASE %I OWNER %I', d.name, d.owner)
 FROM (VALUES ('auth', 'auth'), ('session', 'session'), ('ledger', 'ledger'),
