@@ -6,7 +6,8 @@ import "time"
 // service; embed it in the service's settings struct.
 type Settings struct {
 	Issuer string `env:"STRATA_AUTH_ISSUER" envDefault:"https://localhost:8441"`
-	// JWKSURL is on auth's internal (mTLS) listener.
+	// JWKSURL is on auth's internal (mTLS) listener; with several auth
+	// replicas, a comma-separated list of their JWKS URLs.
 	JWKSURL string `env:"STRATA_AUTH_JWKS_URL" envDefault:"https://127.0.0.1:9441/.well-known/jwks.json"`
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,13 +28,16 @@ import (
 //
 // Tokens are cached until 30 s before they expire.
 type TokenClient struct {
-	URL      string // https://<auth internal>/oauth2/token
+	// URL is https://<auth internal>/oauth2/token, or a comma-separated
+	// list of the auth replicas' token endpoints, tried in turn.
+	URL      string
 	ClientID string // this service's OAuth client id ("ledger")
 	HTTP     Doer   // mTLS to auth (kit.Client("auth", ...))
 	Now      func() time.Time
 
 	mu    sync.Mutex
 	cache map[string]cachedToken
+	last  atomic.Int64 // index of the URL that answered last
 }
 
 type cachedToken struct {
@@ -117,8 +121,21 @@ func (c *TokenClient) Token(ctx context.Context, audience string) (string, error
 	return c.Exchange(ctx, self, audience)
 }
 
-func (c *TokenClient) post(ctx context.Context, form url.Values) (string, int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, strings.NewReader(form.Encode()))
+// post asks the token endpoints in turn: a transport error or a 5xx sends
+// the request to the next auth replica. Repeating it is harmless (at worst
+// a second token is issued); a 4xx is final, another replica would refuse
+// it as well.
+func (c *TokenClient) post(ctx context.Context, form url.Values) (token string, expiresIn int, err error) {
+	err = eachURL(splitURLs(c.URL), &c.last, func(u string) error {
+		var err error
+		token, expiresIn, err = c.postTo(ctx, u, form)
+		return err
+	})
+	return token, expiresIn, err
+}
+
+func (c *TokenClient) postTo(ctx context.Context, endpoint string, form url.Values) (string, int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
 		return "", 0, err
 	}
@@ -135,10 +152,14 @@ func (c *TokenClient) post(ctx context.Context, form url.Values) (string, int, e
 		Description string `json:"error_description"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err != nil {
-		return "", 0, fmt.Errorf("status %d: %w", resp.StatusCode, err)
+		return "", 0, fmt.Errorf("%s: status %d: %w", endpoint, resp.StatusCode, err)
 	}
 	if resp.StatusCode != http.StatusOK || body.AccessToken == "" {
-		return "", 0, fmt.Errorf("status %d: %s %s", resp.StatusCode, body.Error, body.Description)
+		err := fmt.Errorf("status %d: %s %s", resp.StatusCode, body.Error, body.Description)
+		if resp.StatusCode < 500 {
+			err = fmt.Errorf("%w: %w", errFinal, err)
+		}
+		return "", 0, err
 	}
 	return body.AccessToken, body.ExpiresIn, nil
 }
