@@ -92,7 +92,9 @@ func Setup(ctx context.Context, name string, env Env, stdout io.Writer) (*Kit, e
 
 // Client returns the resilient mTLS client for calls to dependency (a
 // Strata workload name), at baseURL, pinned to its SPIFFE ID, traced, and
-// subject to the fault toggles. Zero fields of cfg take the defaults.
+// subject to the fault toggles. baseURL is one URL or a comma-separated
+// list of the dependency's replicas, balanced with health-based ejection
+// (resilience.ClientConfig.BaseURL). Zero fields of cfg take the defaults.
 func (k *Kit) Client(dependency, baseURL string, cfg resilience.ClientConfig) *resilience.Client {
 	cfg.Dependency, cfg.BaseURL = dependency, baseURL
 	if cfg.TLS == nil {

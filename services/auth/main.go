@@ -44,7 +44,8 @@ type settings struct {
 	server.Env
 	PGURL  string `env:"STRATA_PG_URL,required"`
 	Issuer string `env:"STRATA_AUTH_ISSUER" envDefault:"https://localhost:8441"`
-	// SessionURL is the session service's internal (mTLS) listener.
+	// SessionURL is the session service's internal (mTLS) listener, or a
+	// comma-separated list of its replicas' (balanced, failing ones ejected).
 	SessionURL string `env:"STRATA_SESSION_URL" envDefault:"https://127.0.0.1:9444"`
 	// KEKFile holds the key-encryption key of the signing keys; default
 	// .stack/auth/kek beside the certificates (created in dev only).

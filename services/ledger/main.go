@@ -45,10 +45,14 @@ type settings struct {
 	PGMaxConns int32  `env:"STRATA_PG_MAX_CONNS" envDefault:"16"`
 	// The auth service's issuer and its JWKS (fetched over mTLS).
 	authn.Settings
+	// SessionURL and AnalyticsURL are internal (mTLS) listeners; each may
+	// be a comma-separated list of the service's replicas (balanced,
+	// failing ones ejected: resilience.ClientConfig.BaseURL).
 	SessionURL   string `env:"STRATA_SESSION_URL" envDefault:"https://127.0.0.1:9444"`
 	AnalyticsURL string `env:"STRATA_ANALYTICS_URL" envDefault:"https://127.0.0.1:9443"`
 	// AuthTokenURL is auth's token endpoint on its internal (mTLS)
-	// listener: the relay's token for analytics comes from there.
+	// listener: the relay's token for analytics comes from there. With
+	// several auth replicas, a comma-separated list, tried in turn.
 	AuthTokenURL string `env:"STRATA_AUTH_TOKEN_URL" envDefault:"https://127.0.0.1:9441/oauth2/token"`
 	// KMSKeyset is the local Tink keyset (the dev KMS); created when absent
 	// unless STRATA_ENV=production.
