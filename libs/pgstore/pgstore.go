@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/exaring/otelpgx"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/strata-ref/strata/libs/mtls"
@@ -30,7 +32,24 @@ type Config struct {
 	StartTimeout time.Duration
 	// TracerProvider, when set, gives every query a span (otelpgx).
 	TracerProvider trace.TracerProvider
+	// Registerer, when set, gets the pool's replication-lag collector
+	// (see NewReplicationCollector), so the service's /metrics shows how
+	// far each standby is behind the primary it writes to.
+	Registerer prometheus.Registerer
 }
+
+// Defaults for the high-availability topology, where the URL lists every
+// node (postgres://role@h1:p1,h2:p2/db?...&target_session_attrs=read-write)
+// and a failover moves the primary to another host.
+const (
+	// DefaultConnectTimeout bounds each host's connection attempt, so a
+	// node that does not answer costs at most this before the next host
+	// in the list is tried.
+	DefaultConnectTimeout = 2 * time.Second
+	// HealthCheckPeriod is how often idle connections are checked. A
+	// connection idle for over a second is also pinged when acquired.
+	HealthCheckPeriod = 5 * time.Second
+)
 
 // ErrPlaintext is returned for a URL that would allow an unverified or
 // unencrypted connection.
@@ -39,26 +58,9 @@ var ErrPlaintext = errors.New("postgres URL must use sslmode=verify-full")
 // Open connects, waits for the database (up to StartTimeout), and applies
 // pending migrations.
 func Open(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
-	u, err := url.Parse(cfg.URL)
+	pc, err := PoolConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("postgres URL: %w", err)
-	}
-	if u.Query().Get("sslmode") != "verify-full" {
-		return nil, ErrPlaintext
-	}
-	pc, err := pgxpool.ParseConfig(cfg.URL)
-	if err != nil {
-		return nil, fmt.Errorf("postgres URL: %w", err)
-	}
-	pc.ConnConfig.TLSConfig = cfg.TLS.StoreConfig(pc.ConnConfig.Host)
-	pc.ConnConfig.Fallbacks = nil // never fall back to another sslmode
-	if cfg.TracerProvider != nil {
-		// Query and batch spans only: a span per pool acquire doubled the
-		// span count of a transfer for little insight.
-		pc.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithTracerProvider(cfg.TracerProvider), otelpgx.WithDisableAcquireTracer())
-	}
-	if cfg.MaxConns > 0 {
-		pc.MaxConns = cfg.MaxConns
+		return nil, err
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
@@ -74,7 +76,56 @@ func Open(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 			return nil, err
 		}
 	}
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(NewReplicationCollector(pool)); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("postgres metrics: %w", err)
+		}
+	}
 	return pool, nil
+}
+
+// PoolConfig is the pool configuration Open uses: the URL checked for
+// verify-full, the workload's TLS on every host, and the timeouts that let
+// a multi-host URL move to a promoted primary quickly.
+func PoolConfig(cfg Config) (*pgxpool.Config, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres URL: %w", err)
+	}
+	if u.Query().Get("sslmode") != "verify-full" {
+		return nil, ErrPlaintext
+	}
+	pc, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres URL: %w", err)
+	}
+	// Every host of a multi-host URL gets the workload's TLS (verify-full
+	// against that host, the SVID as client certificate). With verify-full
+	// the parser makes one fallback per further host and none for another
+	// sslmode, and a fallback without TLS is dropped, never dialled.
+	pc.ConnConfig.TLSConfig = cfg.TLS.StoreConfig(pc.ConnConfig.Host)
+	hosts := pc.ConnConfig.Fallbacks
+	pc.ConnConfig.Fallbacks = nil
+	for _, fb := range hosts {
+		if fb.TLSConfig != nil {
+			pc.ConnConfig.Fallbacks = append(pc.ConnConfig.Fallbacks,
+				&pgconn.FallbackConfig{Host: fb.Host, Port: fb.Port, TLSConfig: cfg.TLS.StoreConfig(fb.Host)})
+		}
+	}
+	if pc.ConnConfig.ConnectTimeout == 0 {
+		pc.ConnConfig.ConnectTimeout = DefaultConnectTimeout
+	}
+	pc.HealthCheckPeriod = HealthCheckPeriod
+	if cfg.TracerProvider != nil {
+		// Query and batch spans only: a span per pool acquire doubled the
+		// span count of a transfer for little insight.
+		pc.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithTracerProvider(cfg.TracerProvider), otelpgx.WithDisableAcquireTracer())
+	}
+	if cfg.MaxConns > 0 {
+		pc.MaxConns = cfg.MaxConns
+	}
+	return pc, nil
 }
 
 func waitReady(ctx context.Context, pool *pgxpool.Pool, limit time.Duration) error {
