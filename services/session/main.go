@@ -5,9 +5,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/strata-ref/strata/libs/authn"
 	"github.com/strata-ref/strata/libs/config"
+	"github.com/strata-ref/strata/libs/mtls"
 	"github.com/strata-ref/strata/libs/pgstore"
 	"github.com/strata-ref/strata/libs/resilience"
 	"github.com/strata-ref/strata/libs/server"
@@ -31,9 +34,13 @@ const Port = 8444
 type settings struct {
 	server.Env
 	authn.Settings
-	PGURL     string        `env:"STRATA_PG_URL,required"`
-	RedisAddr string        `env:"STRATA_REDIS_ADDR,required"`
-	CacheTTL  time.Duration `env:"STRATA_SESSION_CACHE_TTL" envDefault:"5m"`
+	PGURL string `env:"STRATA_PG_URL,required"`
+	// RedisAddr is the single Redis node; with Sentinels set (the HA
+	// topology) it is ignored and Sentinel names the current master.
+	RedisAddr       string        `env:"STRATA_REDIS_ADDR"`
+	RedisSentinels  []string      `env:"STRATA_REDIS_SENTINELS" envSeparator:","`
+	RedisMasterName string        `env:"STRATA_REDIS_MASTER_NAME"`
+	CacheTTL        time.Duration `env:"STRATA_SESSION_CACHE_TTL" envDefault:"5m"`
 	// CacheDisabled serves every read from Postgres: the benchmark baseline.
 	CacheDisabled bool `env:"STRATA_SESSION_CACHE_DISABLED"`
 }
@@ -56,20 +63,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	kit.Logger.Info("config", config.Attrs(&cfg)...)
 
 	pool, err := pgstore.Open(ctx, pgstore.Config{URL: cfg.PGURL, TLS: kit.TLS, Migrations: postgres.Migrations(),
-		TracerProvider: kit.Tracing.Provider})
+		TracerProvider: kit.Tracing.Provider, Registerer: kit.Registry})
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
 
-	host, _, err := net.SplitHostPort(cfg.RedisAddr)
+	rdb, err := newRedisClient(cfg, kit.TLS)
 	if err != nil {
-		return fmt.Errorf("STRATA_REDIS_ADDR: %w", err)
+		return err
 	}
-	rdb := goredis.NewClient(&goredis.Options{Addr: cfg.RedisAddr, TLSConfig: kit.TLS.StoreConfig(host),
-		DialTimeout: time.Second, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond,
-		PoolSize: 64, MinIdleConns: 8,
-		MaxRetries: -1}) // the breaker decides; no hidden retries
 	defer rdb.Close()
 	if err := redisotel.InstrumentTracing(rdb, redisotel.WithTracerProvider(kit.Tracing.Provider)); err != nil {
 		return fmt.Errorf("redis tracing: %w", err)
@@ -94,6 +97,67 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	api.RegisterInternal(srv.Internal)
 	api.RegisterPublic(srv.Public, validator.Middleware(kit.Logger))
 	return srv.Run(ctx)
+}
+
+// Redis client settings shared by the single-node and the Sentinel client.
+const (
+	redisDialTimeout = time.Second
+	redisIOTimeout   = 500 * time.Millisecond
+	redisPoolSize    = 64
+	redisMinIdle     = 8
+)
+
+// newRedisClient is the cache's client: with STRATA_REDIS_SENTINELS and
+// STRATA_REDIS_MASTER_NAME, a Sentinel failover client that asks the
+// Sentinels for the current master and follows a failover (it drops its
+// connections to the old master on Sentinel's +switch-master); otherwise
+// one node at STRATA_REDIS_ADDR. Every connection, to Sentinels as to
+// Redis, is TLS with the workload's certificate, verified for the host
+// dialled. No hidden retries: the breaker decides.
+func newRedisClient(cfg settings, src *mtls.Source) (*goredis.Client, error) {
+	var sentinels []string
+	for _, a := range cfg.RedisSentinels {
+		if a = strings.TrimSpace(a); a != "" {
+			sentinels = append(sentinels, a)
+		}
+	}
+	if len(sentinels) > 0 {
+		if cfg.RedisMasterName == "" {
+			return nil, fmt.Errorf("config: STRATA_REDIS_SENTINELS is set but STRATA_REDIS_MASTER_NAME is not")
+		}
+		for _, a := range sentinels {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				return nil, fmt.Errorf("STRATA_REDIS_SENTINELS: %w", err)
+			}
+		}
+		return goredis.NewFailoverClient(&goredis.FailoverOptions{MasterName: cfg.RedisMasterName, SentinelAddrs: sentinels,
+			Dialer:      tlsDialer(src),
+			DialTimeout: redisDialTimeout, ReadTimeout: redisIOTimeout, WriteTimeout: redisIOTimeout,
+			PoolSize: redisPoolSize, MinIdleConns: redisMinIdle, MaxRetries: -1}), nil
+	}
+	if cfg.RedisAddr == "" {
+		return nil, fmt.Errorf("config: STRATA_REDIS_ADDR is required (or STRATA_REDIS_SENTINELS and STRATA_REDIS_MASTER_NAME)")
+	}
+	host, _, err := net.SplitHostPort(cfg.RedisAddr)
+	if err != nil {
+		return nil, fmt.Errorf("STRATA_REDIS_ADDR: %w", err)
+	}
+	return goredis.NewClient(&goredis.Options{Addr: cfg.RedisAddr, TLSConfig: src.StoreConfig(host),
+		DialTimeout: redisDialTimeout, ReadTimeout: redisIOTimeout, WriteTimeout: redisIOTimeout,
+		PoolSize: redisPoolSize, MinIdleConns: redisMinIdle, MaxRetries: -1}), nil
+}
+
+// tlsDialer dials addr over TLS verified for addr's own host: Sentinel
+// hands out the master's address, so one fixed server name would not do.
+func tlsDialer(src *mtls.Source) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: redisDialTimeout, KeepAlive: 5 * time.Minute}, Config: src.StoreConfig(host)}
+		return d.DialContext(ctx, network, addr)
+	}
 }
 
 // noCache misses every read, so all reads go to Postgres.
