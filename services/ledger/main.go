@@ -181,7 +181,8 @@ func newServer(kit *server.Kit, cfg settings, pool *pgxpool.Pool, d deps) (*app,
 		return priority.Medium
 	})
 	httpapi.New(svc, d.Validator, pool, ledger.ResponseCipher{Envelope: env}, kit.Logger, m.replays.Inc).Register(srv.Public)
-	relay := &ledger.Relay{Outbox: store, Sink: d.Sink, Observer: m, Log: kit.Logger,
+	// Leader: one active relay across the ledger's replicas (an advisory lock).
+	relay := &ledger.Relay{Outbox: store, Sink: d.Sink, Observer: m, Leader: store.RelayLock(), Log: kit.Logger,
 		Tracer: kit.Tracing.Provider.Tracer("github.com/strata-ref/strata/services/ledger/relay")}
 	return &app{srv: srv, store: store, svc: svc, relay: relay, log: kit.Logger}, nil
 }
@@ -211,6 +212,7 @@ type metrics struct {
 	failed    prometheus.Counter
 	pending   prometheus.Gauge
 	lag       prometheus.Gauge
+	leader    prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -225,13 +227,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Events in the outbox not yet delivered."}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "strata_outbox_lag_seconds",
 			Help: "Age of the oldest undelivered outbox event."}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "strata_outbox_relay_leader",
+			Help: "1 while this replica's outbox relay is the active one (holds the relay's advisory lock), else 0."}),
 	}
-	reg.MustRegister(m.replays, m.delivered, m.failed, m.pending, m.lag)
+	reg.MustRegister(m.replays, m.delivered, m.failed, m.pending, m.lag, m.leader)
 	return m
 }
 
 func (m *metrics) Delivered(n int) { m.delivered.Add(float64(n)) }
 func (m *metrics) Failed()         { m.failed.Inc() }
+func (m *metrics) Leading(on bool) {
+	if on {
+		m.leader.Set(1)
+	} else {
+		m.leader.Set(0)
+	}
+}
 func (m *metrics) Lag(pending int64, oldest time.Duration) {
 	m.pending.Set(float64(pending))
 	m.lag.Set(oldest.Seconds())

@@ -68,35 +68,123 @@ type RelayObserver interface {
 	Delivered(n int)
 	Failed()
 	Lag(pending int64, oldest time.Duration)
+	// Leading reports whether this replica's relay is the active one
+	// (strata_outbox_relay_leader).
+	Leading(bool)
 }
+
+// Leader elects the one active relay among the ledger's replicas
+// (postgres.RelayLock: an advisory lock held on a dedicated connection).
+type Leader interface {
+	// Lead blocks until this replica leads or ctx ends.
+	Lead(ctx context.Context) (*Term, error)
+}
+
+// Term is one stretch of leadership.
+type Term struct {
+	// Lost is closed when the leadership ends without Release: the
+	// connection holding the lock failed, so another replica may lead now.
+	Lost <-chan struct{}
+	// Outbox is the store as seen by the leader: it claims events only
+	// while the leadership holds (through the lock's own connection), so a
+	// replica that lost it cannot claim a batch even before it notices.
+	Outbox Outbox
+	// Release gives the leadership up.
+	Release func()
+}
+
+// ErrNotLeader is returned by a Term's Outbox once the leadership is lost.
+var ErrNotLeader = errors.New("outbox relay: not the leader")
 
 // Relay drains the outbox into the sink: at least once, in batches, with
 // exponential backoff while the sink fails. Events wait in the table while
 // analytics is down; nothing is lost, because a row is deleted only after
 // the sink acknowledged it.
+//
+// With several ledger replicas, Leader lets exactly one of them relay: the
+// others wait for the leadership and take over when the leader's
+// connection to Postgres (or the leader) goes away. The claim lease stays
+// underneath: a batch claimed by a leader that has just lost its
+// leadership is not claimed again before its lease ends.
 type Relay struct {
 	Outbox   Outbox
 	Sink     Sink
 	Observer RelayObserver
-	Log      *slog.Logger
+	// Leader, when set, elects the one active relay across replicas; nil
+	// relays unconditionally (a single replica, tests).
+	Leader Leader
+	Log    *slog.Logger
 	// Tracer starts one span per delivered batch [no spans when nil].
 	Tracer   trace.Tracer
 	Batch    int           // events per delivery [100]
 	Lease    time.Duration // how long a claimed batch is ours [30 s]
 	Idle     time.Duration // poll interval when the outbox is empty [200 ms]
 	MaxDelay time.Duration // backoff cap [30 s]
+	// Yield is how long a relay that lost the leadership waits before
+	// competing for it again [1 s]: its connection just failed, so a
+	// replica with a working one should take over rather than race it.
+	Yield time.Duration
 }
 
-// Run relays until ctx ends.
+// Run relays until ctx ends: with a Leader, only while this replica leads.
 func (r *Relay) Run(ctx context.Context) {
 	r.defaults()
+	if r.Leader == nil {
+		r.relay(ctx, r.Outbox, nil)
+		return
+	}
+	failures := 0
+	for ctx.Err() == nil {
+		term, err := r.Leader.Lead(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			wait := backoff(failures, r.MaxDelay)
+			r.Log.WarnContext(ctx, "outbox relay: cannot reach the leadership lock", "err", err, "retry_in", wait)
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+			}
+			continue
+		}
+		failures = 0
+		r.leading(true)
+		r.Log.InfoContext(ctx, "outbox relay: leading; this replica relays the outbox")
+		r.relay(ctx, term.Outbox, term.Lost)
+		term.Release()
+		r.leading(false)
+		if ctx.Err() == nil {
+			r.Log.WarnContext(ctx, "outbox relay: leadership lost; relaying stopped until it is regained")
+			select {
+			case <-ctx.Done():
+			case <-time.After(r.Yield):
+			}
+		}
+	}
+}
+
+func (r *Relay) leading(on bool) {
+	if r.Observer != nil {
+		r.Observer.Leading(on)
+	}
+}
+
+// relay runs the delivery loop on outbox until ctx ends or lost is closed
+// (nil: never). A batch in flight when the leadership goes is finished,
+// not abandoned: it was claimed while leading, and no other relay can
+// claim it before its lease ends.
+func (r *Relay) relay(ctx context.Context, outbox Outbox, lost <-chan struct{}) {
 	failures := 0
 	lagTick := time.NewTicker(time.Second)
 	defer lagTick.Stop()
 	for {
-		n, err := r.Once(ctx)
+		n, err := r.once(ctx, outbox)
 		wait := r.Idle
 		switch {
+		case errors.Is(err, ErrNotLeader):
+			return
 		case err != nil:
 			failures++
 			wait = backoff(failures, r.MaxDelay)
@@ -110,6 +198,8 @@ func (r *Relay) Run(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
+			return
+		case <-lost:
 			return
 		case <-lagTick.C:
 			r.reportLag(ctx)
@@ -131,6 +221,9 @@ func (r *Relay) defaults() {
 	if r.MaxDelay == 0 {
 		r.MaxDelay = 30 * time.Second
 	}
+	if r.Yield == 0 {
+		r.Yield = time.Second
+	}
 	if r.Tracer == nil {
 		r.Tracer = noop.NewTracerProvider().Tracer("")
 	}
@@ -148,7 +241,11 @@ func (r *Relay) defaults() {
 // delivery's trace through the traceparent the client sends.
 func (r *Relay) Once(ctx context.Context) (n int, err error) {
 	r.defaults()
-	events, err := r.Outbox.ClaimEvents(ctx, r.Batch, r.Lease)
+	return r.once(ctx, r.Outbox)
+}
+
+func (r *Relay) once(ctx context.Context, outbox Outbox) (n int, err error) {
+	events, err := outbox.ClaimEvents(ctx, r.Batch, r.Lease)
 	if err != nil || len(events) == 0 {
 		return 0, err
 	}
@@ -176,12 +273,12 @@ func (r *Relay) Once(ctx context.Context) (n int, err error) {
 		}
 		// Make them due again soon rather than at the end of the lease; the
 		// relay's own backoff spaces the attempts.
-		if rerr := r.Outbox.RetryEventsAfter(context.WithoutCancel(ctx), ids, time.Second); rerr != nil {
+		if rerr := outbox.RetryEventsAfter(context.WithoutCancel(ctx), ids, time.Second); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
 		return 0, fmt.Errorf("deliver %d events: %w", len(events), err)
 	}
-	if err := r.Outbox.DeleteEvents(context.WithoutCancel(ctx), ids); err != nil {
+	if err := outbox.DeleteEvents(context.WithoutCancel(ctx), ids); err != nil {
 		// Delivered but not deleted: they will be delivered again after the
 		// lease, and analytics drops the duplicates by event_id.
 		return 0, err
