@@ -35,6 +35,8 @@ type settings struct {
 	CassandraReplication string        `env:"STRATA_CASSANDRA_REPLICATION" envDefault:"{'class': 'SimpleStrategy', 'replication_factor': 1}"`
 	CassandraConsistency string        `env:"STRATA_CASSANDRA_CONSISTENCY" envDefault:"LOCAL_QUORUM"`
 	CassandraTimeout     time.Duration `env:"STRATA_CASSANDRA_TIMEOUT" envDefault:"2s"`
+	// Optional: the data center whose nodes coordinate (LOCAL_* levels count there).
+	CassandraLocalDC string `env:"STRATA_CASSANDRA_LOCAL_DC"`
 	// Per-operation consistency levels; empty takes STRATA_CASSANDRA_CONSISTENCY.
 	ConsistencyIngest   string `env:"STRATA_CASSANDRA_CONSISTENCY_INGEST"`
 	ConsistencyActivity string `env:"STRATA_CASSANDRA_CONSISTENCY_ACTIVITY"`
@@ -94,7 +96,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	cql, err := cassandra.Open(ctx, cassandra.Config{Hosts: strings.Split(cfg.CassandraHosts, ","), Port: cfg.CassandraPort,
 		Keyspace: cfg.CassandraKeyspace, Replication: cfg.CassandraReplication, Consistency: def,
-		Timeout: cfg.CassandraTimeout, TLS: kit.TLS})
+		LocalDC: cfg.CassandraLocalDC, Timeout: cfg.CassandraTimeout, TLS: kit.TLS})
 	if err != nil {
 		return err
 	}

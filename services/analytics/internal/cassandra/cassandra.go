@@ -26,8 +26,11 @@ type Config struct {
 	Keyspace    string
 	Replication string // CQL replication map for CREATE KEYSPACE
 	Consistency gocql.Consistency
-	Timeout     time.Duration
-	TLS         *mtls.Source
+	// LocalDC, when set, keeps coordinators in that data center (the
+	// DC-aware policy under the token-aware one); empty: any node.
+	LocalDC string
+	Timeout time.Duration
+	TLS     *mtls.Source
 	// StartTimeout bounds how long Open waits for the cluster.
 	StartTimeout time.Duration
 }
@@ -62,7 +65,22 @@ func cluster(cfg Config, keyspace string) *gocql.ClusterConfig {
 	c.Consistency = cfg.Consistency
 	c.Timeout = cfg.Timeout
 	c.ConnectTimeout = cfg.Timeout
+	// Every node presents the cassandra store certificate, whose IP SANs
+	// cover all nodes of the ring; it is verified against the first host.
 	c.SslOpts = &gocql.SslOptions{Config: cfg.TLS.StoreConfig(cfg.Hosts[0])}
+	// Token-aware routing: a statement with a partition key goes straight
+	// to a live replica of that key, which coordinates it without an extra
+	// hop; replicas are shuffled so reads spread over all of them. On a
+	// ring the driver learns every node from the hosts given, tracks which
+	// are up (a stopped node is skipped until it returns) and falls back to
+	// round robin (or the local data center) for statements without a key,
+	// such as the readiness ping. A policy belongs to one session, so each
+	// cluster config gets its own.
+	fallback := gocql.RoundRobinHostPolicy()
+	if cfg.LocalDC != "" {
+		fallback = gocql.DCAwareRoundRobinPolicy(cfg.LocalDC)
+	}
+	c.PoolConfig.HostSelectionPolicy = gocql.TokenAwareHostPolicy(fallback, gocql.ShuffleReplicas())
 	// A node that was down or hung is retried every second (the default is
 	// a minute), so the service recovers on its own soon after the node does.
 	c.ReconnectInterval = time.Second
