@@ -29,13 +29,19 @@ func WithRequest(ctx context.Context, r *Request) context.Context {
 // Middleware guards a POST route:
 //  1. a missing or malformed Idempotency-Key is 400;
 //  2. the body is read once and fingerprinted with method and path;
-//  3. a key this principal already completed is answered here: the stored
-//     response with Idempotent-Replayed: true, or 422 for another body;
-//  4. otherwise the Request goes into the context for the store to claim.
+//  3. with Config.DB set, a key this principal already completed is
+//     answered here: the stored response with Idempotent-Replayed: true,
+//     or 422 for another body;
+//  4. otherwise the Request goes into the context for the store to claim
+//     (the claim answers replays and 422s as well: see Claimed).
 //
 // Config configures Middleware.
 type Config struct {
-	// DB serves the read-only fast path of step 3.
+	// DB, if set, serves the read-only fast path of step 3: one more
+	// query before every first request, in exchange for replays that never
+	// reach the handler. Nil leaves replays to the claim in the store's
+	// transaction, which needs no query of its own (it rides in the
+	// transaction's first batch). The ledger runs without it.
 	DB Querier
 	// Scope names the principal (the middleware runs after authentication);
 	// ok=false is 401.
@@ -79,6 +85,11 @@ func Middleware(cfg Config) gin.HandlerFunc {
 		c.Request.Body = io.NopCloser(bytes.NewReader(body))
 		r := &Request{Scope: who, Key: key, Fingerprint: Fingerprint(c.Request.Method, c.Request.URL.Path, body), Cipher: cfg.Cipher}
 		ctx := c.Request.Context()
+		if db == nil {
+			c.Request = c.Request.WithContext(WithRequest(ctx, r))
+			c.Next()
+			return
+		}
 		resp, found, err := Lookup(ctx, db, r)
 		switch {
 		case errors.Is(err, ErrMismatch):

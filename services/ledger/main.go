@@ -180,7 +180,7 @@ func newServer(kit *server.Kit, cfg settings, pool *pgxpool.Pool, d deps) (*app,
 		}
 		return priority.Medium
 	})
-	httpapi.New(svc, d.Validator, pool, ledger.ResponseCipher{Envelope: env}, kit.Logger, m.replays.Inc).Register(srv.Public)
+	httpapi.New(svc, d.Validator, ledger.ResponseCipher{Envelope: env}, kit.Logger, m.replays.Inc).Register(srv.Public)
 	// Leader: one active relay across the ledger's replicas (an advisory lock).
 	relay := &ledger.Relay{Outbox: store, Sink: d.Sink, Observer: m, Leader: store.RelayLock(), Log: kit.Logger,
 		Tracer: kit.Tracing.Provider.Tracer("github.com/strata-ref/strata/services/ledger/relay")}

@@ -25,26 +25,27 @@ import (
 type API struct {
 	svc      *ledger.Service
 	auth     *authn.Validator
-	keys     idempotency.Querier
 	log      *slog.Logger
 	onReplay func()
 	cipher   idempotency.Cipher
 }
 
-// New returns the API. keys is the database holding idempotency keys (the
-// replay fast path); cipher seals the stored responses; onReplay counts
+// New returns the API. cipher seals the stored responses; onReplay counts
 // replays (may be nil).
-func New(svc *ledger.Service, auth *authn.Validator, keys idempotency.Querier, cipher idempotency.Cipher, log *slog.Logger, onReplay func()) *API {
+func New(svc *ledger.Service, auth *authn.Validator, cipher idempotency.Cipher, log *slog.Logger, onReplay func()) *API {
 	if onReplay == nil {
 		onReplay = func() {}
 	}
-	return &API{svc: svc, auth: auth, keys: keys, cipher: cipher, log: log, onReplay: onReplay}
+	return &API{svc: svc, auth: auth, cipher: cipher, log: log, onReplay: onReplay}
 }
 
 // Register mounts the /v1 routes on the public engine.
 func (a *API) Register(r gin.IRouter) {
 	v1 := r.Group("/v1", a.auth.Middleware(a.log))
-	idem := idempotency.Middleware(idempotency.Config{DB: a.keys, Scope: principalScope, OnReplay: a.onReplay, Cipher: a.cipher})
+	// No DB: no lookup before the handler. Replays and 422s are answered by
+	// the key's claim, which rides in the transaction's first batch
+	// (docs/idempotency.md, "Replays").
+	idem := idempotency.Middleware(idempotency.Config{Scope: principalScope, OnReplay: a.onReplay, Cipher: a.cipher})
 	v1.POST("/accounts", idem, a.openAccount)
 	v1.GET("/accounts", a.listAccounts)
 	v1.GET("/accounts/:id", a.getAccount)

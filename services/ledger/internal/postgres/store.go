@@ -109,22 +109,32 @@ func (s *Store) AccountsByOwner(ctx context.Context, owner string) ([]ledger.Acc
 	return out, translate("list accounts", err)
 }
 
-// Post implements ledger.Store. Four round trips: BEGIN; one pipelined
-// batch that claims the idempotency key and locks both accounts in id
-// order; one batch with every write; COMMIT. No lock is held while the
-// client or any other service is waited for.
+// Post implements ledger.Store. Two round trips: one pipelined batch that
+// opens the transaction (BEGIN rides in it), claims the idempotency key and
+// locks both accounts in id order; then, after the domain's decision, one
+// batch with every write and the COMMIT. No lock is held while the client or
+// any other service is waited for, and the account locks are held for one
+// round trip plus the commit. (With BeforeCommit set, the tests' crash
+// point, the COMMIT goes on its own after the hook.)
 func (s *Store) Post(ctx context.Context, p ledger.Posting, decide func(from, to ledger.Account) (ledger.Transfer, error)) (ledger.Transfer, error) {
 	// Both rows in one statement, ordered by id: the lock order is the
 	// same for every transaction, whichever way the money flows.
 	// $2 is the idempotency key's lock (idempotency.Request.LockKey): a
 	// request whose key is in flight locks no account, so it answers 409 at
-	// once instead of queueing behind the request it duplicates.
+	// once instead of queueing behind the request it duplicates. Nor does a
+	// request whose key is already completed ($3, $4: scope and key): it is
+	// a replay, answered from the claim's lookup, and waits for no transfer
+	// on its accounts. (Same snapshot rule as the claim: this statement
+	// starts after the advisory lock was granted, so it sees a key
+	// committed before.)
 	const qLock = `SELECT ` + accountCols + ` FROM accounts
-	               WHERE id = ANY($1::uuid[]) AND ($2 = '' OR pg_try_advisory_xact_lock(hashtextextended($2, 0)))
+	               WHERE id = ANY($1::uuid[]) AND ($2 = '' OR (pg_try_advisory_xact_lock(hashtextextended($2, 0))
+	                 AND NOT EXISTS (SELECT 1 FROM idempotency_keys WHERE scope = $3 AND key = $4)))
 	               ORDER BY id FOR UPDATE`
 	const qLockDeposit = `SELECT ` + accountCols + ` FROM accounts
-	                      WHERE (id = $1 OR (kind = 'settlement' AND currency = $3))
-	                        AND ($2 = '' OR pg_try_advisory_xact_lock(hashtextextended($2, 0)))
+	                      WHERE (id = $1 OR (kind = 'settlement' AND currency = $5))
+	                        AND ($2 = '' OR (pg_try_advisory_xact_lock(hashtextextended($2, 0))
+	                          AND NOT EXISTS (SELECT 1 FROM idempotency_keys WHERE scope = $3 AND key = $4)))
 	                      ORDER BY id FOR UPDATE`
 	const qBalances = `UPDATE accounts SET balance = balance + d.delta
 	                   FROM (VALUES ($1::uuid, $2::bigint), ($3::uuid, $4::bigint)) AS d(id, delta)
@@ -136,13 +146,13 @@ func (s *Store) Post(ctx context.Context, p ledger.Posting, decide func(from, to
 	const qOutbox = `INSERT INTO outbox (event_id, type, payload, traceparent) VALUES ($1, $2, $3, $4)`
 
 	var out ledger.Transfer
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inPipelinedTx(ctx, func(tx *pipelinedTx) error {
 		idem := idempotency.FromContext(ctx)
-		b := &pgx.Batch{}
-		lockKey := ""
+		b := tx.Begin()
+		lockKey, scope, key := "", "", ""
 		if idem != nil {
 			idem.QueueClaim(b)
-			lockKey = idem.LockKey()
+			lockKey, scope, key = idem.LockKey(), idem.Scope, idem.Key
 		}
 		var locked []ledger.Account
 		collect := func(rows pgx.Rows) error {
@@ -156,11 +166,11 @@ func (s *Store) Post(ctx context.Context, p ledger.Posting, decide func(from, to
 			return rows.Err()
 		}
 		if p.From == "" {
-			b.Queue(qLockDeposit, p.To, lockKey, p.Currency).Query(collect)
+			b.Queue(qLockDeposit, p.To, lockKey, scope, key, p.Currency).Query(collect)
 		} else {
-			b.Queue(qLock, []string{p.From, p.To}, lockKey).Query(collect)
+			b.Queue(qLock, []string{p.From, p.To}, lockKey, scope, key).Query(collect)
 		}
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		if err := tx.Send(ctx, b); err != nil {
 			return err
 		}
 		if idem != nil {
@@ -194,13 +204,17 @@ func (s *Store) Post(ctx context.Context, p ledger.Posting, decide func(from, to
 				return err
 			}
 		}
-		if err := tx.SendBatch(ctx, w).Close(); err != nil {
-			return err
-		}
 		if s.BeforeCommit != nil {
+			if err := tx.Send(ctx, w); err != nil {
+				return err
+			}
 			if err := s.BeforeCommit(ctx); err != nil {
 				return err
 			}
+			w = &pgx.Batch{}
+		}
+		if err := tx.Commit(ctx, w); err != nil {
+			return err
 		}
 		out = t
 		return nil
@@ -269,6 +283,89 @@ func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 		case <-time.After(pause):
 		}
 	}
+}
+
+// pipelinedTx is a READ COMMITTED transaction on one pooled connection
+// whose BEGIN is queued in front of its first batch and whose COMMIT
+// behind its last, so neither costs a round trip of its own (pgx's Begin
+// and Commit each wait for the server). A batch runs as one pipeline with
+// one Sync: after an error Postgres skips the rest of it, COMMIT included,
+// and the transaction stays open and aborted until the ROLLBACK that
+// inPipelinedTx sends.
+type pipelinedTx struct {
+	conn *pgxpool.Conn
+	open bool // BEGIN was sent and no COMMIT succeeded
+}
+
+const (
+	qBegin  = `BEGIN ISOLATION LEVEL READ COMMITTED`
+	qCommit = `COMMIT`
+)
+
+// Begin returns the first batch, with BEGIN queued.
+func (t *pipelinedTx) Begin() *pgx.Batch {
+	b := &pgx.Batch{}
+	b.Queue(qBegin)
+	t.open = true
+	return b
+}
+
+// Send runs b inside the transaction.
+func (t *pipelinedTx) Send(ctx context.Context, b *pgx.Batch) error {
+	return t.conn.SendBatch(ctx, b).Close()
+}
+
+// Commit runs b with COMMIT queued behind it.
+func (t *pipelinedTx) Commit(ctx context.Context, b *pgx.Batch) error {
+	var status pgconn.CommandTag
+	b.Queue(qCommit).Exec(func(tag pgconn.CommandTag) error { status = tag; return nil })
+	if err := t.Send(ctx, b); err != nil {
+		return err
+	}
+	// COMMIT of a transaction that failed unnoticed answers ROLLBACK.
+	if status.String() != "COMMIT" {
+		return fmt.Errorf("commit: server answered %q", status.String())
+	}
+	t.open = false
+	return nil
+}
+
+// inPipelinedTx is inTx for a pipelinedTx: fn runs with a connection of
+// its own, the transaction is rolled back when fn fails, and runs again
+// under the same rules as inTx.
+func (s *Store) inPipelinedTx(ctx context.Context, fn func(*pipelinedTx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := s.runPipelined(ctx, fn)
+		if err == nil || attempt == MaxAttempts || !retryable(err) {
+			return translate("transaction", err)
+		}
+		pause := time.Duration(attempt) * time.Duration(1+rand.IntN(5)) * time.Millisecond
+		select {
+		case <-ctx.Done():
+			return translate("transaction", ctx.Err())
+		case <-time.After(pause):
+		}
+	}
+}
+
+func (s *Store) runPipelined(ctx context.Context, fn func(*pipelinedTx) error) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// Release destroys a connection that is still in a transaction or
+	// broken, so a failed ROLLBACK leaks nothing into the pool.
+	defer conn.Release()
+	tx := &pipelinedTx{conn: conn}
+	err = fn(tx)
+	if err != nil && tx.open {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, rerr := conn.Exec(rctx, "ROLLBACK"); rerr != nil {
+			_ = conn.Conn().Close(rctx) // never hand out a connection in an unknown state
+		}
+	}
+	return err
 }
 
 func retryable(err error) bool {
