@@ -71,11 +71,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.Float64Var(&o.capacity, "capacity", 0, "requests/s the system serves cleanly (0: measure it first)")
 	fs.Float64Var(&o.maxRate, "max-rate", 3000, "ceiling of the capacity search")
 	o.endpoints = strata.Native
+	// Defaults: the ports of make run, or of every replica when
+	// STRATA_SERVICE_REPLICAS and STRATA_SERVICE_PORT_BASE are set (ha.env).
 	fs.StringVar(&o.endpoints.Auth, "auth", o.endpoints.Auth, "auth public URL (the issuer)")
-	fs.StringVar(&o.endpoints.Ledger, "ledger", o.endpoints.Ledger, "ledger public URL")
-	fs.StringVar(&o.endpoints.Analytics, "analytics", o.endpoints.Analytics, "analytics public URL")
-	fs.StringVar(&o.endpoints.Session, "session", o.endpoints.Session, "session public URL")
-	internal := fs.String("internal", "", "internal listeners as name=url,... (default: native ports)")
+	fs.StringVar(&o.endpoints.Ledger, "ledger", o.endpoints.Ledger, "ledger public URL, or its replicas' comma-separated")
+	fs.StringVar(&o.endpoints.Analytics, "analytics", o.endpoints.Analytics, "analytics public URL, or its replicas' comma-separated")
+	fs.StringVar(&o.endpoints.Session, "session", o.endpoints.Session, "session public URL, or its replicas' comma-separated")
+	internal := fs.String("internal", "", "internal listeners as name=url,... (a name repeated for each replica; default: native ports)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -86,6 +88,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			name, url, _ := strings.Cut(kv, "=")
 			o.services = append(o.services, scenario.Service{Name: name, Internal: url})
 		}
+		o.services = scenario.NameReplicas(o.services)
 	}
 	src, err := mtls.NewSource(mtls.Files{CA: filepath.Join(o.certs, "ca.pem"),
 		Cert: filepath.Join(o.certs, "loadtest.pem"), Key: filepath.Join(o.certs, "loadtest-key.pem")})
@@ -145,7 +148,7 @@ func probe(ctx context.Context, src *mtls.Source, o options, stdout io.Writer) e
 		if !strings.HasPrefix(pub, "ready") || !strings.HasPrefix(in, "ready") {
 			failed++
 		}
-		fmt.Fprintf(stdout, "%-10s public %-26s %-16s internal (mTLS as loadtest) %-24s %s\n", s.Name, urls[s.Name], pub, s.Internal, in)
+		fmt.Fprintf(stdout, "%-12s public %-26s %-16s internal (mTLS as loadtest) %-24s %s\n", s.Label(), urls[s.Name], pub, s.Internal, in)
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d service(s) not ready", failed)

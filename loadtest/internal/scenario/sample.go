@@ -3,6 +3,7 @@ package scenario
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -11,17 +12,63 @@ import (
 	"time"
 
 	"github.com/strata-ref/strata/libs/mtls"
+	"github.com/strata-ref/strata/loadtest/internal/strata"
 )
 
 // Service is one service's internal (mTLS) listener, for metrics.
 type Service struct {
 	Name     string
 	Internal string // "https://127.0.0.1:9442"
+	// Replica is "a", "b", ... when the service runs several replicas, ""
+	// when it runs one.
+	Replica string
 }
 
-// NativeServices are the internal listeners of `make run`.
-var NativeServices = []Service{{"auth", "https://127.0.0.1:9441"}, {"ledger", "https://127.0.0.1:9442"},
-	{"analytics", "https://127.0.0.1:9443"}, {"session", "https://127.0.0.1:9444"}}
+// Label names the service, or the replica ("ledger-b").
+func (s Service) Label() string {
+	if s.Replica == "" {
+		return s.Name
+	}
+	return s.Name + "-" + s.Replica
+}
+
+// NativeServices are the internal listeners of `make run`, or of every
+// replica when STRATA_SERVICE_REPLICAS and STRATA_SERVICE_PORT_BASE are set
+// (deploy/native/ha.env).
+var NativeServices = Topology(strata.EnvInt("STRATA_SERVICE_REPLICAS", 1), strata.EnvInt("STRATA_SERVICE_PORT_BASE", 8441))
+
+// Topology lists the internal listeners of replicas replicas per service
+// laid out from public port base as deploy/native/services.sh does.
+func Topology(replicas, base int) []Service {
+	var out []Service
+	for i, name := range []string{"auth", "ledger", "analytics", "session"} {
+		for r := range max(replicas, 1) {
+			svc := Service{Name: name, Internal: "https://127.0.0.1:" + strconv.Itoa(base+1000+i+10*r)}
+			if replicas > 1 {
+				svc.Replica = string(rune('a' + r))
+			}
+			out = append(out, svc)
+		}
+	}
+	return out
+}
+
+// NameReplicas sets Replica on services listed more than once under one
+// name (a, b, ... in order), as the -internal flag lists them.
+func NameReplicas(services []Service) []Service {
+	count := map[string]int{}
+	for _, s := range services {
+		count[s.Name]++
+	}
+	seen := map[string]int{}
+	for i, s := range services {
+		if count[s.Name] > 1 {
+			services[i].Replica = string(rune('a' + seen[s.Name]))
+			seen[s.Name]++
+		}
+	}
+	return services
+}
 
 // Sampler reads breaker states and limiter limits from every service's
 // /metrics, as the loadtest workload (one of the two identities allowed).
@@ -41,7 +88,7 @@ func NewSampler(src *mtls.Source, services []Service) *Sampler {
 }
 
 // Sample returns gauges named "<service> breaker <dependency>" and
-// "<service> limit".
+// "<service> limit" (the service's Label: "ledger-b" for a replica).
 func (s *Sampler) Sample(ctx context.Context) map[string]float64 {
 	out := map[string]float64{}
 	var mu sync.Mutex
@@ -56,7 +103,7 @@ func (s *Sampler) Sample(ctx context.Context) map[string]float64 {
 			}
 			mu.Lock()
 			for k, v := range g {
-				out[svc.Name+" "+k] = v
+				out[svc.Label()+" "+k] = v
 			}
 			mu.Unlock()
 		}()
@@ -65,13 +112,24 @@ func (s *Sampler) Sample(ctx context.Context) map[string]float64 {
 	return out
 }
 
-// Gauge scrapes one metric value (exact series text) from a service.
+// Gauge scrapes one metric value (exact series text) from a service: one
+// replica by its label ("ledger-b"), or by the service's name the first
+// replica that answers.
 func (s *Sampler) Gauge(ctx context.Context, service, series string) (float64, error) {
-	for _, svc := range s.services {
-		if svc.Name == service {
-			g, err := s.scrapeRaw(ctx, svc, series)
-			return g, err
+	var errs []error
+	for _, exact := range []bool{true, false} {
+		for _, svc := range s.services {
+			if (exact && svc.Label() == service) || (!exact && svc.Name == service) {
+				g, err := s.scrapeRaw(ctx, svc, series)
+				if err == nil || exact {
+					return g, err
+				}
+				errs = append(errs, err)
+			}
 		}
+	}
+	if len(errs) > 0 {
+		return 0, errors.Join(errs...)
 	}
 	return 0, fmt.Errorf("no service %s", service)
 }

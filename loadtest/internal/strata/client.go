@@ -15,33 +15,68 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/strata-ref/strata/libs/oidclogin"
 	"github.com/strata-ref/strata/libs/resilience"
 )
 
-// Endpoints are the public base URLs.
+// Endpoints are the public base URLs. Each may be a comma-separated list
+// of a service's replicas ("https://127.0.0.1:8542,https://127.0.0.1:8552"):
+// New keeps the first as the service's URL (callers append paths to it)
+// and API.Do spreads requests over all of them. Auth is the issuer, one URL.
 type Endpoints struct {
 	Auth, Ledger, Analytics, Session string
 }
 
-// Native are the endpoints of `make run`.
-var Native = Endpoints{Auth: "https://localhost:8441", Ledger: "https://127.0.0.1:8442",
-	Analytics: "https://127.0.0.1:8443", Session: "https://127.0.0.1:8444"}
+// Native are the endpoints of `make run`, or of the replicas services.sh
+// lays out when STRATA_SERVICE_REPLICAS and STRATA_SERVICE_PORT_BASE are
+// set (deploy/native/ha.env).
+var Native = Topology(EnvInt("STRATA_SERVICE_REPLICAS", 1), EnvInt("STRATA_SERVICE_PORT_BASE", 8441))
+
+// Topology returns the public endpoints of replicas replicas per service
+// laid out from port base as services.sh does: base + offset (auth 0,
+// ledger 1, analytics 2, session 3) + 10 per replica. The issuer is auth
+// replica a, at localhost.
+func Topology(replicas, base int) Endpoints {
+	list := func(offset int) string {
+		urls := make([]string, 0, replicas)
+		for r := range max(replicas, 1) {
+			urls = append(urls, "https://127.0.0.1:"+strconv.Itoa(base+offset+10*r))
+		}
+		return strings.Join(urls, ",")
+	}
+	return Endpoints{Auth: "https://localhost:" + strconv.Itoa(base), Ledger: list(1), Analytics: list(2), Session: list(3)}
+}
 
 // API is a shared HTTP client for many users.
 type API struct {
-	E    Endpoints
+	E    Endpoints // the first URL of each service
 	HTTP *http.Client
+	// replicas of each service, by its first URL.
+	replicas map[string]*replicaSet
 }
 
 // New returns an API client trusting tlsCfg's roots, with enough idle
 // connections that a load run does not churn TLS handshakes.
 func New(e Endpoints, tlsCfg *tls.Config, conns int) *API {
-	return &API{E: e, HTTP: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+	a := &API{HTTP: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: tlsCfg, MaxIdleConns: conns * 4, MaxIdleConnsPerHost: conns, IdleConnTimeout: time.Minute,
-		ForceAttemptHTTP2: true}}} // HTTP/2: many requests per connection, few handshakes
+		ForceAttemptHTTP2: true}}, // HTTP/2: many requests per connection, few handshakes
+		replicas: map[string]*replicaSet{}}
+	for _, f := range []*string{&e.Auth, &e.Ledger, &e.Analytics, &e.Session} {
+		urls := resilience.SplitURLs(*f)
+		if len(urls) == 0 {
+			continue
+		}
+		*f = urls[0]
+		if len(urls) > 1 {
+			a.replicas[urls[0]] = newReplicaSet(urls)
+		}
+	}
+	a.E = e
+	return a
 }
 
 // User is a signed-in user.
@@ -95,27 +130,42 @@ func NewKey() string {
 }
 
 // Do sends one request with the user's token; body is JSON-encoded, and
-// key (if set) goes in Idempotency-Key.
+// key (if set) goes in Idempotency-Key. A URL under a service with several
+// replicas goes to one of them (failover.go): a replica that refuses the
+// connection is skipped, and a request that is safe to repeat is repeated
+// on another replica when its connection breaks.
 func (a *API) Do(ctx context.Context, token, method, url string, body any, key string) Response {
-	var rd io.Reader
+	var raw []byte
 	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
+		raw, _ = json.Marshal(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, url, rd)
-	if err != nil {
-		return Response{Err: err}
+	send := func(url string) (*http.Response, error) {
+		var rd io.Reader
+		if raw != nil {
+			rd = bytes.NewReader(raw)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, url, rd)
+		if err != nil {
+			return nil, err
+		}
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		if key != "" {
+			req.Header.Set("Idempotency-Key", key)
+		}
+		return a.HTTP.Do(req)
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	var resp *http.Response
+	var err error
+	if set, rest := a.replicaSet(url); set != nil {
+		resp, err = set.do(ctx, rest, method == http.MethodGet || method == http.MethodPut || method == http.MethodDelete || key != "", send)
+	} else {
+		resp, err = send(url)
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if key != "" {
-		req.Header.Set("Idempotency-Key", key)
-	}
-	resp, err := a.HTTP.Do(req)
 	if err != nil {
 		return Response{Err: err}
 	}
@@ -126,6 +176,16 @@ func (a *API) Do(ctx context.Context, token, method, url string, body any, key s
 		r.RetryAfter = d
 	}
 	return r
+}
+
+// replicaSet returns the replicas url is under and url's path part.
+func (a *API) replicaSet(url string) (*replicaSet, string) {
+	for base, set := range a.replicas {
+		if rest, ok := strings.CutPrefix(url, base); ok && (rest == "" || rest[0] == '/' || rest[0] == '?') {
+			return set, rest
+		}
+	}
+	return nil, ""
 }
 
 // Decode unmarshals r's body into v, failing on a status other than want.

@@ -3,11 +3,21 @@ package strata
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 )
 
 // EnvOr returns the environment variable k, or def when it is unset.
 func EnvOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// EnvInt returns the integer environment variable k, or def when it is
+// unset or not a number.
+func EnvInt(k string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(k)); err == nil {
 		return v
 	}
 	return def
