@@ -52,46 +52,54 @@ func (c *replicationCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.bytes
 }
 
-func (c *replicationCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), ReplicationQueryTimeout)
-	defer cancel()
-	rows, err := c.pool.Query(ctx, `SELECT application_name, state, lag_bytes::float8, replay_lag_seconds FROM strata_ha.replication_lag()`)
+// Standby is one streaming standby as the primary sees it.
+type Standby struct {
+	Name       string   // application_name (the standby's node name)
+	State      string   // streaming, catchup, startup, ...
+	LagBytes   *float64 // WAL not yet replayed; nil while unknown
+	LagSeconds float64  // replay lag; 0 once an idle standby has caught up
+}
+
+// Standbys reads the standbys of the primary pool is connected to, through
+// strata_ha.replication_lag() (what the collector reports).
+func Standbys(ctx context.Context, pool *pgxpool.Pool) ([]Standby, error) {
+	rows, err := pool.Query(ctx, `SELECT application_name, state, lag_bytes::float8, replay_lag_seconds FROM strata_ha.replication_lag()`)
 	if err != nil {
-		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)
-		return
+		return nil, err
 	}
 	defer rows.Close()
-	type standby struct {
-		name, state string
-		bytes       *float64
-		secs        float64
-	}
-	var all []standby
+	var all []Standby
 	for rows.Next() {
-		var s standby
-		if err := rows.Scan(&s.name, &s.state, &s.bytes, &s.secs); err != nil {
-			ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)
-			return
+		var s Standby
+		if err := rows.Scan(&s.Name, &s.State, &s.LagBytes, &s.LagSeconds); err != nil {
+			return nil, err
 		}
 		all = append(all, s)
 	}
-	if rows.Err() != nil {
+	return all, rows.Err()
+}
+
+func (c *replicationCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), ReplicationQueryTimeout)
+	defer cancel()
+	all, err := Standbys(ctx, c.pool)
+	if err != nil {
 		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)
 		return
 	}
 	streaming := 0
 	seen := map[string]bool{}
 	for _, s := range all {
-		if s.state == "streaming" {
+		if s.State == "streaming" {
 			streaming++
 		}
-		if seen[s.name] { // two standbys with one name: report the first
+		if seen[s.Name] { // two standbys with one name: report the first
 			continue
 		}
-		seen[s.name] = true
-		ch <- prometheus.MustNewConstMetric(c.secs, prometheus.GaugeValue, s.secs, s.name)
-		if s.bytes != nil {
-			ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, *s.bytes, s.name)
+		seen[s.Name] = true
+		ch <- prometheus.MustNewConstMetric(c.secs, prometheus.GaugeValue, s.LagSeconds, s.Name)
+		if s.LagBytes != nil {
+			ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, *s.LagBytes, s.Name)
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 1)
