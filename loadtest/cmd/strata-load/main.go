@@ -21,15 +21,19 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/strata-ref/strata/libs/mtls"
+	"github.com/strata-ref/strata/libs/resilience"
 	"github.com/strata-ref/strata/loadtest/internal/scenario"
 	"github.com/strata-ref/strata/loadtest/internal/strata"
 )
@@ -143,12 +147,22 @@ func probe(ctx context.Context, src *mtls.Source, o options, stdout io.Writer) e
 	failed := 0
 	for _, s := range o.services {
 		internal := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{TLSClientConfig: src.ClientConfig(mtls.ID(s.Name))}}
-		pub := check(ctx, public, urls[s.Name]+"/readyz")
+		// A replica's public URL: its place in the service's list.
+		list := resilience.SplitURLs(urls[s.Name])
+		i := 0
+		if s.Replica != "" {
+			i = int(s.Replica[0] - 'a')
+		}
+		pubURL := publicOf(s.Internal) // auth lists only the issuer (replica a)
+		if i < len(list) {
+			pubURL = list[i]
+		}
+		pub := check(ctx, public, pubURL+"/readyz")
 		in := check(ctx, internal, s.Internal+"/readyz")
 		if !strings.HasPrefix(pub, "ready") || !strings.HasPrefix(in, "ready") {
 			failed++
 		}
-		fmt.Fprintf(stdout, "%-12s public %-26s %-16s internal (mTLS as loadtest) %-24s %s\n", s.Label(), urls[s.Name], pub, s.Internal, in)
+		fmt.Fprintf(stdout, "%-12s public %-26s %-16s internal (mTLS as loadtest) %-24s %s\n", s.Label(), pubURL, pub, s.Internal, in)
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d service(s) not ready", failed)
@@ -156,8 +170,24 @@ func probe(ctx context.Context, src *mtls.Source, o options, stdout io.Writer) e
 	return nil
 }
 
+// publicOf is the public listener beside an internal one (port - 1000).
+func publicOf(internal string) string {
+	u, err := url.Parse(internal)
+	if err != nil {
+		return ""
+	}
+	port, err := strconv.Atoi(u.Port())
+	if err != nil {
+		return ""
+	}
+	return "https://" + net.JoinHostPort(u.Hostname(), strconv.Itoa(port-1000))
+}
+
 func check(ctx context.Context, c *http.Client, url string) string {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "bad URL"
+	}
 	resp, err := c.Do(req)
 	if err != nil {
 		return "unreachable"
