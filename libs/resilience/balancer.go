@@ -212,6 +212,9 @@ func (t lbTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		r.URL.Scheme, r.URL.Host, r.Host = e.scheme, e.host, ""
 		r.Body = body
 		resp, err := t.next.RoundTrip(r)
+		if err != nil {
+			err = fmt.Errorf("replica %s: %w", e.label, err)
+		}
 		if st.caller.Err() != nil {
 			return resp, err // the caller gave up: says nothing about the replica
 		}
