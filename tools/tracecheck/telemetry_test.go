@@ -25,7 +25,9 @@ import (
 // stops every service (SIGTERM: spans flush, logs end) and checks the
 // trace and the logs.
 func TestTelemetry(t *testing.T) {
-	sys, rcv := startSystem(t, false, 2, nil)
+	// Every trace recorded, whatever the services' default sampler
+	// (observe.DefaultSampleRatio): this test follows one request.
+	sys, rcv := startSystem(t, false, 2, map[string]string{"OTEL_TRACES_SAMPLER": "parentbased_always_on"})
 	a := newAPI(t, sys)
 
 	alice := a.login(t, user(1))
