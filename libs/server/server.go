@@ -155,11 +155,13 @@ func accessLog(log *slog.Logger, listener string) gin.HandlerFunc {
 		start := time.Now()
 		c.Next()
 		// The query string is left out: it may hold codes and tokens.
-		attrs := []any{"listener", listener, "method", c.Request.Method, "route", c.FullPath(), "path", c.Request.URL.Path,
-			"status", c.Writer.Status(), "duration_ms", float64(time.Since(start).Microseconds()) / 1000,
-			"request_id", c.GetString(problem.RequestIDKey)}
+		attrs := make([]slog.Attr, 0, 8)
+		attrs = append(attrs, slog.String("listener", listener), slog.String("method", c.Request.Method),
+			slog.String("route", c.FullPath()), slog.String("path", c.Request.URL.Path), slog.Int("status", c.Writer.Status()),
+			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+			slog.String("request_id", c.GetString(problem.RequestIDKey)))
 		if id, ok := mtls.PeerID(c.Request); ok {
-			attrs = append(attrs, "peer", id.String())
+			attrs = append(attrs, slog.String("peer", id.String()))
 		}
 		level := slog.LevelInfo
 		switch status := c.Writer.Status(); {
@@ -170,7 +172,8 @@ func accessLog(log *slog.Logger, listener string) gin.HandlerFunc {
 			// overload worse; strata_shed_total counts them instead.
 			level = slog.LevelDebug
 		}
-		log.Log(c.Request.Context(), level, "request", attrs...)
+		// Typed attributes (LogAttrs): one line per request, no boxing.
+		log.LogAttrs(c.Request.Context(), level, "request", attrs...)
 	}
 }
 
