@@ -6,6 +6,7 @@ replace github.com/strata-ref/strata/libs => ../libs
 
 require (
 	github.com/HdrHistogram/hdrhistogram-go v1.1.2
+	github.com/apache/cassandra-gocql-driver/v2 v2.1.2
 	github.com/google/uuid v1.6.0
 	github.com/strata-ref/strata/libs v0.0.0-00010101000000-000000000000
 )
@@ -63,4 +64,5 @@ require (
 	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/text v0.44.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
+	gopkg.in/inf.v0 v0.9.1 // indirect
 )

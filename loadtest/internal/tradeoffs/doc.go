@@ -83,6 +83,12 @@ func (r *Result) Markdown() string {
 	if len(r.Rows) > 0 && len(c.AltAnalytics) == 0 {
 		fmt.Fprintln(&b, "\nCassandra ONE against LOCAL_QUORUM was not measured in this run (no second analytics instance).")
 	}
+	if r.Ring != nil {
+		fmt.Fprintln(&b)
+		fmt.Fprint(&b, r.Ring.Markdown())
+	} else if len(r.Rows) > 0 {
+		fmt.Fprintln(&b, "\nCassandra ONE, QUORUM and ALL on the three-node ring were not measured in this run.")
+	}
 	if len(r.Warnings) > 0 {
 		fmt.Fprintln(&b, "\nWarnings from this run:")
 		fmt.Fprintln(&b)

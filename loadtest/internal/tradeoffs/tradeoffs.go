@@ -91,12 +91,15 @@ type Probe struct {
 
 // Result is the whole measurement.
 type Result struct {
-	Started  time.Time
-	Elapsed  time.Duration
-	Machine  string
-	Command  string
-	Config   Config
-	Rows     []Row
+	Started time.Time
+	Elapsed time.Duration
+	Machine string
+	Command string
+	Config  Config
+	Rows    []Row
+	// Ring is the Cassandra ring's ONE/QUORUM/ALL measurement, when run
+	// (MeasureRing, on the HA topology).
+	Ring     *RingResult
 	Warnings []string
 }
 

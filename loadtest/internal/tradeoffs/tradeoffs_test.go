@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -100,6 +102,21 @@ func TestTradeoffs(t *testing.T) {
 		}
 	}
 
+	// The three-node ring (ONE vs QUORUM vs ALL, and one node down) costs
+	// a ring start of a minute or two: only in the full run (make
+	// tradeoffs) or when asked for; tools/stack's TestCassandraRing checks
+	// the ring's behaviour in make test.
+	if doc != "" || os.Getenv("STRATA_TRADEOFFS_RING") == "1" {
+		rcfg := tradeoffs.RingConfig{Rate: 30, Duration: 4 * time.Second, DownDuration: 3 * time.Second}
+		if doc != "" {
+			rcfg = tradeoffs.RingConfig{Rate: 60, Duration: 20 * time.Second, DownDuration: 10 * time.Second}
+		}
+		res.Ring = measureRing(t, rcfg, &log)
+		ringMD := res.Ring.Markdown()
+		t.Log("\n" + ringMD)
+		checkRing(t, res.Ring)
+	}
+
 	if doc != "" {
 		if !filepath.IsAbs(doc) {
 			t.Fatalf("STRATA_TRADEOFFS_DOC must be absolute, got %q", doc)
@@ -108,6 +125,93 @@ func TestTradeoffs(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("wrote %s", doc)
+	}
+}
+
+// measureRing starts the HA topology's Cassandra ring (stopping it again
+// afterwards if it was not running before) and measures it.
+func measureRing(t *testing.T, cfg tradeoffs.RingConfig, log *bytes.Buffer) *tradeoffs.RingResult {
+	t.Helper()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ha := func(args string) error {
+		cmd := exec.Command("bash", "-c", "source deploy/native/ha.env && exec deploy/native/stack.sh "+args)
+		cmd.Dir = root
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("stack.sh %s (HA): %w\n%s", args, err, out)
+		}
+		return nil
+	}
+	if ha("pid cassandra") != nil {
+		// Not running before: three JVMs must not outlive the test.
+		t.Cleanup(func() {
+			if err := ha("down cassandra3 cassandra2 cassandra"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	start := time.Now()
+	h := testenv.StartHAStack(t, "cassandra", "cassandra2", "cassandra3")
+	t.Logf("cassandra ring up in %s", time.Since(start).Round(100*time.Millisecond))
+	cfg.Hosts, cfg.Port, cfg.Keyspace = h.CassandraNodes, h.CassandraPort, "analytics_test"
+	cfg.TLS = h.Source(t, "analytics").StoreConfig(h.CassandraNodes[0])
+	cfg.Down = "cassandra3"
+	cfg.StopNode = func() error { return ha("stop cassandra3") }
+	cfg.StartNode = func() error { return ha("start cassandra3") }
+	cfg.Log = func(f string, a ...any) { fmt.Fprintf(log, f+"\n", a...) }
+	r, err := tradeoffs.MeasureRing(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	return r
+}
+
+// checkRing: with replication factor 3 and one node down, ONE and QUORUM
+// answer every request and ALL none.
+func checkRing(t *testing.T, r *tradeoffs.RingResult) {
+	t.Helper()
+	if r.Nodes != 3 || r.RF != 3 || len(r.Levels) != 3 {
+		t.Fatalf("ring: %d nodes, RF %d, %d levels; want 3, 3, 3", r.Nodes, r.RF, len(r.Levels))
+	}
+	for _, l := range r.Levels {
+		for what, m := range map[string]tradeoffs.Latency{"write": l.Write, "read": l.Read} {
+			if m.Failed > 0 || m.OK == 0 || m.P50 <= 0 || m.P99 < m.P50 || m.P99 > 5000 {
+				t.Errorf("ring %s %s with every node up: %+v", l.Level, what, m)
+			}
+		}
+		want := 1.0
+		if l.Level == "ALL" {
+			want = 0
+		}
+		for what, m := range map[string]tradeoffs.Latency{"write": l.DownWrite, "read": l.DownRead} {
+			if a := m.Availability(); a != want {
+				t.Errorf("ring %s %s with one node down answered %.3f of requests, want %.0f (%+v)", l.Level, what, a, want, m)
+			}
+		}
+	}
+}
+
+func TestRingMarkdown(t *testing.T) {
+	r := &tradeoffs.RingResult{Nodes: 3, RF: 3, Down: "cassandra3",
+		Config: tradeoffs.RingConfig{Keyspace: "analytics_test", Rate: 60, Duration: 20 * time.Second, DownDuration: 10 * time.Second, RequestTimeout: 2 * time.Second},
+		Levels: []tradeoffs.RingLevel{
+			{Level: "QUORUM", Write: tradeoffs.Latency{P50: 1.5, P99: 12, OK: 100}, Read: tradeoffs.Latency{P50: 2, P99: 20, OK: 100},
+				DownWrite: tradeoffs.Latency{OK: 50}, DownRead: tradeoffs.Latency{OK: 49, Failed: 1}},
+			{Level: "ALL", DownWrite: tradeoffs.Latency{Failed: 50}},
+		}}
+	md := r.Markdown()
+	for _, want := range []string{"| QUORUM | 2 of 3 | 1.50 / 12.0 ms | 2.00 / 20.0 ms | 100.0 % (50 of 50) | 98.0 % (49 of 50) |",
+		"| ALL | 3 of 3 | n/a | n/a | 0.0 % (0 of 50) | n/a |", "replication factor 3", "cassandra3 stopped"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("ring markdown lacks %q:\n%s", want, md)
+		}
+	}
+	res := &tradeoffs.Result{Ring: r}
+	if !strings.Contains(res.Markdown(), "| QUORUM | 2 of 3 |") {
+		t.Error("Result.Markdown leaves the ring out")
 	}
 }
 
