@@ -195,7 +195,7 @@ start() {
     log "starting $i on 127.0.0.1:$(port "$SVC" "$REP") (internal $(($(port "$SVC" "$REP") + 1000)))"
     # env -i: the service sees exactly the variables listed by service_env.
     mapfile -t vars < <(service_env "$i")
-    setsid env -i PATH="$PATH" "${vars[@]}" "$BIN_DIR/$SVC" >>"$LOG_DIR/$i.log" 2>&1 </dev/null &
+    setsid env -i PATH="$PATH" "${vars[@]}" "$BIN_DIR/$SVC" >"$LOG_DIR/$i.log" 2>&1 </dev/null &
     echo $! >"$(pidfile "$i")"
   done
   for i in "${names[@]}"; do
