@@ -176,6 +176,56 @@ func (b *balancer) failed(e *endpoint, hard bool, now time.Time, cause error) {
 	b.log.Warn("endpoint ejected", "dependency", b.dep, "endpoint", e.label, "for", d, "err", cause)
 }
 
+// probe checks every replica's /readyz each interval until ctx ends.
+func (b *balancer) probe(ctx context.Context, c *http.Client, interval time.Duration) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, e := range b.eps {
+			b.check(ctx, c, e, min(interval, time.Second))
+		}
+	}
+}
+
+// check probes one replica: not ready ejects it (unless it already is),
+// ready ends its ejection at once.
+func (b *balancer) check(ctx context.Context, c *http.Client, e *endpoint, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.scheme+"://"+e.host+"/readyz", nil)
+	if err != nil {
+		return
+	}
+	resp, err := c.Do(req)
+	if err == nil {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+	}
+	switch {
+	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+		return // shutting down
+	case err == nil && resp.StatusCode == http.StatusOK:
+		e.mu.Lock()
+		ejected := e.ejections > 0
+		e.mu.Unlock()
+		if ejected {
+			b.succeeded(e)
+		}
+	case err != nil:
+		b.failed(e, true, time.Now(), fmt.Errorf("readiness probe: %w", err))
+	default:
+		b.failed(e, true, time.Now(), fmt.Errorf("readiness probe: status %d", resp.StatusCode))
+	}
+}
+
 // callKey carries a call's callState through failsafe's attempts.
 type callKey struct{}
 

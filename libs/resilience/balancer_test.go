@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -174,5 +175,63 @@ func TestSplitURLs(t *testing.T) {
 	got := resilience.SplitURLs(" https://a:1/, https://b:2 ,,")
 	if strings.Join(got, "|") != "https://a:1|https://b:2" {
 		t.Fatalf("SplitURLs = %q", got)
+	}
+}
+
+// Active health checking: a replica whose /readyz fails leaves the
+// rotation before any call fails on it, and returns as soon as it is
+// ready, long before its (one minute) back-off would end.
+func TestReadinessProbesEjectAndReturnAReplica(t *testing.T) {
+	var ready atomic.Bool
+	var calls [2]atomic.Int64
+	var deps []*dependency
+	urls := make([]string, 2)
+	for i := range 2 {
+		d := newDependency(t, func(w http.ResponseWriter, r *http.Request, _ int64) {
+			if r.URL.Path == "/readyz" {
+				if i == 0 && !ready.Load() {
+					w.WriteHeader(http.StatusServiceUnavailable)
+				}
+				return
+			}
+			calls[i].Add(1)
+		})
+		deps = append(deps, d)
+		urls[i] = d.srv.URL
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m := resilience.NewMetrics(prometheus.NewRegistry())
+	c := resilience.NewClient(resilience.ClientConfig{Dependency: "dep", BaseURL: strings.Join(urls, ","),
+		TLS: deps[0].srv.Client().Transport.(*http.Transport).TLSClientConfig, Probe: 50 * time.Millisecond, ProbeContext: ctx,
+		Ejection: resilience.EjectionConfig{BaseEjection: time.Minute}}, m, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	up := func() float64 { return testutil.ToFloat64(m.EndpointUp("dep", host(deps[0]))) }
+	deadline := time.Now().Add(5 * time.Second)
+	for up() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("a replica failing its readiness probe was not ejected")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for range 10 {
+		if resp, err := send(t, c, context.Background(), http.MethodGet, ""); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("resp %v err %v", resp, err)
+		}
+	}
+	if calls[0].Load() != 0 {
+		t.Fatalf("the unready replica got %d calls", calls[0].Load())
+	}
+	ready.Store(true)
+	for up() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("a replica ready again did not return before its back-off")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for range 10 {
+		send(t, c, context.Background(), http.MethodGet, "")
+	}
+	if calls[0].Load() != 5 {
+		t.Fatalf("the replica back in rotation got %d of 10 calls", calls[0].Load())
 	}
 }

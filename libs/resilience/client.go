@@ -31,7 +31,14 @@ type ClientConfig struct {
 	BaseURL string
 	// Ejection tunes when a failing replica leaves the rotation and for how long.
 	Ejection EjectionConfig
-	TLS      *tls.Config // mTLS, pinned to the callee's SPIFFE ID (mtls.Source.ClientConfig)
+	// Probe, when set and there are several replicas, also checks each
+	// replica's GET /readyz at this interval (active health checking): a
+	// replica that is not ready is ejected before a call fails on it, and
+	// an ejected one returns as soon as it is ready again. The probes run
+	// until ProbeContext ends [the process's life].
+	Probe        time.Duration
+	ProbeContext context.Context
+	TLS          *tls.Config // mTLS, pinned to the callee's SPIFFE ID (mtls.Source.ClientConfig)
 	// Timeout caps one attempt [1 s]. Each attempt also ends 10 % before the
 	// caller's own deadline, so the caller always has time to fall back.
 	Timeout time.Duration
@@ -95,8 +102,9 @@ func NewClient(cfg ClientConfig, m *Metrics, log *slog.Logger) *Client {
 	}
 	isFailure := cfg.Breaker.IsFailure
 	bc := cfg.Breaker
-	var transport http.RoundTripper = &http.Transport{TLSClientConfig: cfg.TLS, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second,
+	base := &http.Transport{TLSClientConfig: cfg.TLS, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second,
 		ForceAttemptHTTP2: true}
+	var transport http.RoundTripper = base
 	if cfg.Faults != nil {
 		transport = cfg.Faults.wrap(cfg.Dependency, transport)
 	}
@@ -115,6 +123,10 @@ func NewClient(cfg ClientConfig, m *Metrics, log *slog.Logger) *Client {
 		if lb, lbErr = newBalancer(cfg.Dependency, bases, cfg.Ejection, m, log); lbErr == nil {
 			// Outside otelhttp, so each replica tried gets its own client span.
 			transport = lbTransport{b: lb, next: transport}
+			if cfg.Probe > 0 && len(bases) > 1 {
+				// Straight on the transport: no spans, no injected faults.
+				go lb.probe(cfg.ProbeContext, &http.Client{Transport: base}, cfg.Probe)
+			}
 		}
 	}
 

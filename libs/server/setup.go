@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -94,9 +95,13 @@ func Setup(ctx context.Context, name string, env Env, stdout io.Writer) (*Kit, e
 // Strata workload name), at baseURL, pinned to its SPIFFE ID, traced, and
 // subject to the fault toggles. baseURL is one URL or a comma-separated
 // list of the dependency's replicas, balanced with health-based ejection
-// (resilience.ClientConfig.BaseURL). Zero fields of cfg take the defaults.
+// (resilience.ClientConfig.BaseURL), whose /readyz is also probed every
+// 2 s. Zero fields of cfg take the defaults.
 func (k *Kit) Client(dependency, baseURL string, cfg resilience.ClientConfig) *resilience.Client {
 	cfg.Dependency, cfg.BaseURL = dependency, baseURL
+	if cfg.Probe == 0 {
+		cfg.Probe = 2 * time.Second
+	}
 	if cfg.TLS == nil {
 		cfg.TLS = k.TLS.ClientConfig(mtls.ID(dependency))
 	}
