@@ -1,8 +1,13 @@
 package stack
 
 import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -11,7 +16,11 @@ import (
 	"time"
 
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
+	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/strata-ref/strata/libs/authn"
+	"github.com/strata-ref/strata/libs/authn/authntest"
+	"github.com/strata-ref/strata/libs/mtls"
 	"github.com/strata-ref/strata/libs/testenv"
 )
 
@@ -134,6 +143,10 @@ func TestCassandraRing(t *testing.T) {
 		t.Fatalf("an ALL write failed with three nodes up: %v", errs[0])
 	}
 
+	// The analytics service on the ring (token-aware, LOCAL_QUORUM), up
+	// before the node goes down, as in production.
+	svc := startAnalytics(t, h)
+
 	// One node down: 2 of 3 replicas are still a quorum.
 	down := "cassandra3"
 	stopped := time.Now()
@@ -148,6 +161,7 @@ func TestCassandraRing(t *testing.T) {
 	if m := lost(ring, gocql.Quorum); len(m) > 0 {
 		t.Errorf("QUORUM reads with one node down miss %d of %d acknowledged writes: %v", len(m), len(acked), m[:min(len(m), 5)])
 	}
+	svc.check(t, "with "+down+" down")
 	errs := write(gocql.All, "one-down", 1)
 	var unavailable *gocql.RequestErrUnavailable
 	if len(errs) == 0 || !errors.As(errs[0], &unavailable) {
@@ -190,6 +204,93 @@ func TestCassandraRing(t *testing.T) {
 		t.Errorf("ALL reads after the restart miss %d of %d acknowledged writes: %v", len(m), len(acked), m[:min(len(m), 5)])
 	}
 	t.Logf("ring test done in %s; stopping the ring", time.Since(start).Round(100*time.Millisecond))
+}
+
+// analytics is the analytics service's real binary on the ring.
+type analytics struct {
+	proc    *testenv.Process
+	iss     *authntest.Issuer
+	public  *http.Client
+	ledger  *http.Client // mTLS as spiffe://strata.local/ledger
+	ledgerT string       // token relayed by the ledger
+}
+
+func startAnalytics(t *testing.T, h *testenv.HAStack) *analytics {
+	t.Helper()
+	iss := authntest.NewIssuer(t)
+	env := h.Env("analytics")
+	env["STRATA_CASSANDRA_HOSTS"] = strings.Join(h.CassandraNodes, ",")
+	env["STRATA_CASSANDRA_PORT"] = strconv.Itoa(h.CassandraPort)
+	env["STRATA_CASSANDRA_KEYSPACE"] = "analytics_test"
+	env["STRATA_CASSANDRA_REPLICATION"] = "{'class': 'NetworkTopologyStrategy', 'datacenter1': 3}"
+	env["STRATA_CASSANDRA_CONSISTENCY"] = "LOCAL_QUORUM"
+	env["STRATA_AUTH_ISSUER"] = authntest.IssuerURL
+	env["STRATA_AUTH_JWKS_URL"] = testenv.ServeJWKS(t, &h.Stack, iss)
+	a := &analytics{proc: testenv.StartProcess(t, &h.Stack, "analytics", env), iss: iss, public: h.PublicClient(t),
+		ledger: h.InternalClient(t, "ledger", mtls.ID("analytics"))}
+	a.ledgerT = a.token(t, "ledger-relay", nil, mtls.ID("ledger").String())
+	a.check(t, "with every node up")
+	return a
+}
+
+func (a *analytics) token(t *testing.T, sub string, roles []string, actor string) string {
+	c := authn.Claims{Claims: jwt.Claims{Subject: sub, Audience: jwt.Audience{"analytics"}}, Roles: roles}
+	if actor != "" {
+		c.Act = &authn.Actor{Sub: actor}
+	}
+	return a.iss.Token(t, c)
+}
+
+// check: /readyz answers 200, an account.opened event from the ledger is
+// ingested (202, written at LOCAL_QUORUM) and the owner reads it back.
+func (a *analytics) check(t *testing.T, when string) {
+	t.Helper()
+	do := func(c *http.Client, method, url, token string, body any) (int, []byte) {
+		var rd io.Reader
+		if body != nil {
+			b, _ := json.Marshal(body)
+			rd = bytes.NewReader(b)
+		}
+		req, err := http.NewRequest(method, url, rd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("analytics %s %s: %v", method, url, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	if code, body := do(a.public, "GET", "https://"+a.proc.Public+"/readyz", "", nil); code != 200 {
+		t.Errorf("analytics /readyz %s: %d %s", when, code, body)
+	}
+	owner, account := "owner-"+strconv.FormatInt(time.Now().UnixNano(), 36), "acc-"+strconv.FormatInt(time.Now().UnixNano(), 36)
+	ev := map[string]any{"event_id": newUUID(t), "type": "account.opened", "occurred_at": time.Now().UTC().Format(time.RFC3339Nano),
+		"account_id": account, "owner": owner, "currency": "EUR"}
+	if code, body := do(a.ledger, "POST", "https://"+a.proc.Internal+"/internal/events", a.ledgerT, map[string]any{"events": []any{ev}}); code != 202 {
+		t.Errorf("analytics ingestion %s: %d %s", when, code, body)
+		return
+	}
+	code, body := do(a.public, "GET", "https://"+a.proc.Public+"/v1/accounts/"+account+"/activity", a.token(t, owner, []string{"customer"}, ""), nil)
+	if code != 200 || !strings.Contains(string(body), ev["event_id"].(string)) {
+		t.Errorf("analytics activity read %s: %d %s", when, code, body)
+	}
+}
+
+// newUUID is a random (version 4) UUID.
+func newUUID(t *testing.T) string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	b[6], b[8] = b[6]&0x0f|0x40, b[8]&0x3f|0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
 // eventually polls cond every 250 ms until it holds or d passes.
