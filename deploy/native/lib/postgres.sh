@@ -144,6 +144,15 @@ pg_node_initdb() {
     >>"$N_DATA/postgresql.conf"
 }
 
+# pg_clear_stale_locks NAME: remove the lock files of a postmaster that is
+# not running. A SIGKILLed postmaster whose pid lingers as a zombie (not yet
+# reaped by init) still looks alive to PostgreSQL, which would refuse to
+# start ("lock file postmaster.pid already exists").
+pg_clear_stale_locks() {
+  pg_node_running "$1" && return 0
+  rm -f "$N_DATA/postmaster.pid" "$N_SOCK/.s.PGSQL.$N_PORT.lock"
+}
+
 # pg_node_needs_clone NAME PRIMARY: true when standby NAME cannot resume
 # streaming from PRIMARY with the data it has.
 pg_node_needs_clone() {
@@ -217,6 +226,7 @@ pg_node_start() {
     pg_node_clone "$name" "$primary"
   fi
   pg_node_configure "$name"
+  pg_clear_stale_locks "$name"
   if port_in_use "$N_PORT"; then
     fail_server "$name" "port $N_PORT on 127.0.0.1 is already in use by another process"
   fi
@@ -351,6 +361,7 @@ pg_fence() {
   pg_node "$name"
   pg_node_stop "$name"
   rm -f "$RUN_DIR/$name.bootstrapped"
+  pg_clear_stale_locks "$name"
   if [[ -d $N_DATA ]]; then
     install -o postgres -g postgres -m 0600 /dev/null "$N_DATA/standby.signal"
   fi
