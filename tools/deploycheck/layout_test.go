@@ -21,7 +21,14 @@ func TestLay(t *testing.T) {
 	}
 	for _, c := range Consumers {
 		dir := filepath.Join(out, c.Name)
-		want := map[string]os.FileMode{"ca.pem": 0o644, c.Name + ".pem": 0o644, c.Name + "-key.pem": 0o600}
+		leaves := c.Leaves
+		if len(leaves) == 0 {
+			leaves = []string{c.Name}
+		}
+		want := map[string]os.FileMode{"ca.pem": 0o644}
+		for _, l := range leaves {
+			want[l+".pem"], want[l+"-key.pem"] = 0o644, 0o600
+		}
 		if c.Keystore {
 			want["keystore.pem"] = 0o600
 		}
@@ -51,7 +58,7 @@ func TestLay(t *testing.T) {
 				}
 			}
 		}
-		b, _ := os.ReadFile(filepath.Join(dir, c.Name+".pem"))
+		b, _ := os.ReadFile(filepath.Join(dir, leaves[0]+".pem"))
 		blk, _ := pem.Decode(b)
 		if blk == nil {
 			t.Fatalf("%s: certificate does not parse", c.Name)
@@ -60,7 +67,8 @@ func TestLay(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The compose host name is the leaf's own name, so TLS verifies it.
+		// The compose host name is the leaf's own name (or an alias of it,
+		// for a replica serving as its primary), so TLS verifies it.
 		if err := cert.VerifyHostname(c.Name); err != nil {
 			t.Errorf("%s: %v", c.Name, err)
 		}
