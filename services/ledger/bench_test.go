@@ -5,11 +5,14 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -34,6 +37,9 @@ func TestBenchmarkAgainstPgbench(t *testing.T) {
 	dur := time.Duration(envInt("STRATA_BENCH_SECONDS", 10)) * time.Second
 	rounds := envInt("STRATA_BENCH_ROUNDS", 3)
 	h := newHarness(t)
+	// The harness runs no relay: leave no backlog of undelivered events in
+	// the shared test database for the next system test's relay to drain.
+	t.Cleanup(func() { h.exec(t, `TRUNCATE outbox`) })
 	carol := h.user(t, "carol", "eu", "teller")
 	const n = 200
 	users := make([]user, n)
@@ -43,7 +49,10 @@ func TestBenchmarkAgainstPgbench(t *testing.T) {
 		ids[i] = h.openAccount(t, users[i], "EUR", "bench")
 		h.deposit(t, carol, ids[i], 1_000_000_000)
 	}
+	pgCPU := postgresCPU(h)
+	var svcCPU, benchCPU []float64 // ms of CPU per transfer / per transaction
 	run := func(hot bool) float64 {
+		cpu0, pg0 := selfCPU(), pgCPU()
 		var done atomic.Int64
 		var failed atomic.Int64
 		stop := time.Now().Add(dur)
@@ -75,17 +84,27 @@ func TestBenchmarkAgainstPgbench(t *testing.T) {
 		if failed.Load() > 0 {
 			t.Errorf("%d transfers failed", failed.Load())
 		}
+		if !hot {
+			used := selfCPU() - cpu0 + pgCPU() - pg0
+			svcCPU = append(svcCPU, float64(used)/float64(time.Millisecond)/float64(max(done.Load(), 1)))
+		}
 		return float64(done.Load()) / dur.Seconds()
 	}
 	pg := newPgbench(t, h, clients)
 	var svc, bench, ratios []float64
 	for r := range rounds {
 		var s, p float64
+		runPg := func() float64 {
+			pg0 := pgCPU()
+			tps, client := pg.run(t, dur)
+			benchCPU = append(benchCPU, float64(client+pgCPU()-pg0)/float64(time.Millisecond)/(tps*dur.Seconds()))
+			return tps
+		}
 		if r%2 == 0 {
 			s = run(false)
-			p = pg.run(t, dur)
+			p = runPg()
 		} else {
-			p = pg.run(t, dur)
+			p = runPg()
 			s = run(false)
 		}
 		svc, bench, ratios = append(svc, s), append(bench, p), append(ratios, s/p)
@@ -100,6 +119,15 @@ func TestBenchmarkAgainstPgbench(t *testing.T) {
 	fmt.Printf("%-44s %10.0f\n", "pgbench -b tpcb-like -M prepared tps", pgTPS)
 	fmt.Printf("%-44s %10.2f  (rounds %.2f-%.2f)\n", "ratio service / pgbench (median)", ratio, slices.Min(ratios), slices.Max(ratios))
 	fmt.Printf("%-44s %10.0f\n", "service transfers/s (hot account)", hotTPS)
+	// CPU per operation: what the 2-CPU machine spends, whatever else it
+	// runs meanwhile (throughput swings with the neighbours' load; this
+	// much less). Service: this process (HTTP client and server) and
+	// Postgres; pgbench: its process and Postgres.
+	if svcCPU[0] > 0 {
+		fmt.Printf("%-44s %10.2f\n", "CPU ms per transfer (service + Postgres)", median(svcCPU))
+		fmt.Printf("%-44s %10.2f\n", "CPU ms per pgbench transaction (+ Postgres)", median(benchCPU))
+		fmt.Printf("BENCH ledger.cpu_per_transfer %.2f ms\nBENCH ledger.cpu_per_pgbench_tx %.2f ms\n", median(svcCPU), median(benchCPU))
+	}
 	// Machine-readable lines for tools/bench.sh (make bench).
 	fmt.Printf("BENCH ledger.service %.0f transfers/s\nBENCH ledger.pgbench %.0f tps\nBENCH ledger.ratio %.2f x\nBENCH ledger.hot_account %.0f transfers/s\n",
 		uniform, pgTPS, ratio, hotTPS)
@@ -127,7 +155,7 @@ var tpsLine = regexp.MustCompile(`tps = ([0-9.]+)`)
 // database (its own pgbench_* tables, created once and dropped at the end
 // of the test), over TLS with the ledger's certificate, as the same role.
 type pgbenchRunner struct {
-	cmd     func(args ...string) string
+	cmd     func(args ...string) (string, time.Duration)
 	clients int
 }
 
@@ -139,27 +167,79 @@ func newPgbench(t *testing.T, h *harness, clients int) *pgbenchRunner {
 	f := h.st.Files("ledger")
 	env := append(os.Environ(), "PGSSLMODE=verify-full", "PGSSLROOTCERT="+f.CA, "PGSSLCERT="+f.Cert, "PGSSLKEY="+f.Key,
 		"PGHOST=127.0.0.1", "PGPORT="+strconv.Itoa(h.st.PGPort), "PGUSER=ledger", "PGDATABASE=ledger_test")
-	cmd := func(args ...string) string {
+	cmd := func(args ...string) (string, time.Duration) {
 		c := exec.Command(bin, args...)
 		c.Env = env
 		out, err := c.CombinedOutput()
 		if err != nil {
 			t.Fatalf("pgbench %v: %v\n%s", args, err, out)
 		}
-		return string(out)
+		return string(out), c.ProcessState.UserTime() + c.ProcessState.SystemTime()
 	}
 	cmd("-i", "-q", "-s", strconv.Itoa(max(clients, 10)))
 	t.Cleanup(func() { cmd("-i", "-I", "d") }) // drop the pgbench tables again
 	return &pgbenchRunner{cmd: cmd, clients: clients}
 }
 
-func (p *pgbenchRunner) run(t *testing.T, dur time.Duration) float64 {
-	out := p.cmd("-b", "tpcb-like", "-M", "prepared", "-n", "-c", strconv.Itoa(p.clients), "-j", strconv.Itoa(p.clients),
+func (p *pgbenchRunner) run(t *testing.T, dur time.Duration) (tps float64, cpu time.Duration) {
+	out, cpu := p.cmd("-b", "tpcb-like", "-M", "prepared", "-n", "-c", strconv.Itoa(p.clients), "-j", strconv.Itoa(p.clients),
 		"-T", strconv.Itoa(int(dur.Seconds())))
 	m := tpsLine.FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("no tps in pgbench output:\n%s", out)
 	}
-	tps, _ := strconv.ParseFloat(m[1], 64)
-	return tps
+	tps, _ = strconv.ParseFloat(m[1], 64)
+	return tps, cpu
+}
+
+// selfCPU is this process's CPU time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// postgresCPU returns a function reading the CPU time of the stack's
+// Postgres so far: the postmaster, its live children and the children it
+// has reaped (a pgbench run's backends exit with it). Linux only; on other
+// systems it reads 0 and the CPU lines are left out.
+func postgresCPU(h *harness) func() time.Duration {
+	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
+	raw, err := os.ReadFile(filepath.Join(h.st.Dir, "postgres", "data", "postmaster.pid"))
+	if err != nil {
+		return func() time.Duration { return 0 }
+	}
+	pm := strings.TrimSpace(strings.SplitN(string(raw), "\n", 2)[0])
+	// fields after the command's closing parenthesis: state is [0], ppid [1],
+	// utime [11], stime [12], cutime [13], cstime [14].
+	stat := func(pid string) []string {
+		b, err := os.ReadFile("/proc/" + pid + "/stat")
+		if i := strings.LastIndexByte(string(b), ')'); err == nil && i > 0 {
+			return strings.Fields(string(b)[i+1:])
+		}
+		return nil
+	}
+	ticks := func(f []string, idx ...int) (n int64) {
+		for _, i := range idx {
+			v, _ := strconv.ParseInt(f[i], 10, 64)
+			n += v
+		}
+		return n
+	}
+	return func() time.Duration {
+		f := stat(pm)
+		if len(f) < 15 {
+			return 0
+		}
+		n := ticks(f, 11, 12, 13, 14)
+		procs, _ := os.ReadDir("/proc")
+		for _, d := range procs {
+			if c := stat(d.Name()); len(c) >= 15 && c[1] == pm {
+				n += ticks(c, 11, 12)
+			}
+		}
+		return time.Duration(n) * tick
+	}
 }
