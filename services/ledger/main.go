@@ -97,7 +97,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	kit.Logger.Info("config", config.Attrs(&cfg)...)
 
 	pool, err := pgstore.Open(ctx, pgstore.Config{URL: cfg.PGURL, TLS: kit.TLS, Migrations: postgres.Migrations(), MaxConns: cfg.PGMaxConns,
-		TracerProvider: kit.Tracing.Provider})
+		TracerProvider: kit.Tracing.Provider, Registerer: kit.Registry})
 	if err != nil {
 		return err
 	}
