@@ -151,7 +151,8 @@ service_env() {
   analytics)
     if [[ ${STRATA_HA:-0} == 1 ]]; then
       echo "STRATA_CASSANDRA_HOSTS=${STRATA_CASSANDRA_NODES:?STRATA_HA=1 needs STRATA_CASSANDRA_NODES}"
-      echo "STRATA_CASSANDRA_REPLICATION={'class': 'SimpleStrategy', 'replication_factor': 3}"
+      echo "STRATA_CASSANDRA_REPLICATION={'class': 'NetworkTopologyStrategy', 'datacenter1': 3}"
+      echo "STRATA_CASSANDRA_LOCAL_DC=datacenter1"
     else
       echo "STRATA_CASSANDRA_HOSTS=127.0.0.1"
     fi
