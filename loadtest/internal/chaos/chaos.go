@@ -65,6 +65,10 @@ type Drill struct {
 	// Verify (optional) runs after Clear, during the recovery window: a
 	// drill-specific claim (a token signed with the new key validates).
 	Verify func(ctx context.Context, d *drillRun) error
+	// Restore (optional) undoes the fault after the checks, untimed: for a
+	// fault clients do not see, whose undoing takes longer than the
+	// recovery window (a Cassandra node rejoining).
+	Restore func(ctx context.Context, d *drillRun) error
 }
 
 // drillRun is a drill's view of the run.
@@ -205,8 +209,8 @@ type Options struct {
 	Only      []string      // drill names to run (substring match); all when empty
 	// Drills to choose from [Drills]; HADrills on the HA topology.
 	Drills []Drill
-	Out       io.Writer     // progress and the table
-	Live      bool          // print one line per second
+	Out    io.Writer // progress and the table
+	Live   bool      // print one line per second
 }
 
 // Result is one drill's row.
@@ -399,6 +403,12 @@ func runDrill(ctx context.Context, d Drill, dr *drillRun, acked *scenario.Acked)
 
 	res.Checks = scenario.Check(context.WithoutCancel(ctx), dr.pop, acked, o.Bound)
 	res.Lost = lost(res.Checks)
+	if d.Restore != nil {
+		fmt.Fprintf(o.Out, "=== %s: restore\n", d.Name)
+		if err := d.Restore(context.WithoutCancel(ctx), dr); err != nil {
+			res.Err = errors.Join(res.Err, fmt.Errorf("restore: %w", err))
+		}
+	}
 	for _, c := range res.Checks {
 		mark := "ok  "
 		if !c.OK {

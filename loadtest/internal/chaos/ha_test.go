@@ -35,7 +35,9 @@ func (s haServices) Kill(ctx context.Context, name string) error {
 	return s.run(ctx, "services", "kill", name)
 }
 
-func (s haServices) Start(ctx context.Context, _ string) error { return s.run(ctx, "services", "start") }
+func (s haServices) Start(ctx context.Context, _ string) error {
+	return s.run(ctx, "services", "start")
+}
 
 // TestHADrillsShort brings the HA topology up natively (Postgres primary and
 // streaming replica, Redis master, replica and three Sentinels, a
