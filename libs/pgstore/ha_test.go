@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -25,47 +24,6 @@ import (
 // new primary.
 const PGWritePauseBound = 10 * time.Second
 
-// haScript runs deploy/native/stack.sh with ha.env sourced.
-func haScript(t *testing.T, args ...string) ([]byte, error) {
-	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("bash", append([]string{"-c", `source "$0" && exec bash "$@"`,
-		filepath.Join(root, "deploy/native/ha.env"), filepath.Join(root, "deploy/native/stack.sh")}, args...)...)
-	return cmd.CombinedOutput()
-}
-
-// startHA brings servers of the HA topology up and, when the test ends,
-// stops those it started (CI runs on a fresh machine).
-func startHA(t *testing.T, servers ...string) *testenv.HAStack {
-	t.Helper()
-	var started []string
-	for _, s := range servers {
-		if _, err := haScript(t, "pid", s); err != nil {
-			started = append(started, s)
-		}
-	}
-	t.Cleanup(func() {
-		if len(started) == 0 {
-			return
-		}
-		if out, err := haScript(t, append([]string{"down"}, started...)...); err != nil {
-			t.Errorf("stack.sh down %v: %v\n%s", started, err, out)
-		}
-	})
-	return testenv.StartHAStack(t, servers...)
-}
-
-// pgNode names the node listening on port (its application_name).
-func pgNode(h *testenv.HAStack, port int) string {
-	if port == h.PGPort {
-		return "postgres"
-	}
-	return "postgres-replica"
-}
-
 func serverPort(ctx context.Context, t *testing.T, pool *pgxpool.Pool) int {
 	t.Helper()
 	var port int
@@ -81,7 +39,7 @@ func serverPort(ctx context.Context, t *testing.T, pool *pgxpool.Pool) int {
 // then go to the promoted node; no acknowledged row is lost; the old
 // primary is fenced and comes back as a read-only standby.
 func TestFailoverOverMultiHostURL(t *testing.T) {
-	h := startHA(t, "postgres", "postgres-replica")
+	h := testenv.StartHAStack(t, "postgres", "postgres-replica")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	src := h.Source(t, "ledger")
@@ -104,7 +62,7 @@ func TestFailoverOverMultiHostURL(t *testing.T) {
 	t.Cleanup(pool.Close)
 	oldPort := serverPort(ctx, t, pool)
 	standbyPort := h.PGPort + h.PGReplicaPort - oldPort
-	oldNode, standbyNode := pgNode(h, oldPort), pgNode(h, standbyPort)
+	oldNode, standbyNode := h.PGNode(oldPort), h.PGNode(standbyPort)
 	t.Logf("primary %s (:%d), standby %s (:%d)", oldNode, oldPort, standbyNode, standbyPort)
 
 	const table = "ha_failover_probe"
@@ -176,7 +134,7 @@ func TestFailoverOverMultiHostURL(t *testing.T) {
 		}
 	}()
 	time.Sleep(time.Second)
-	out, err := haScript(t, "failover", "postgres")
+	out, err := h.Script("failover", "postgres")
 	t.Logf("stack.sh failover postgres:\n%s", out)
 	if err != nil {
 		close(stop)
@@ -240,7 +198,7 @@ func TestFailoverOverMultiHostURL(t *testing.T) {
 
 	// The old primary is fenced: down, with standby.signal, so even a
 	// hand-run pg_ctl start would be read-only.
-	if _, err := haScript(t, "pid", oldNode); err == nil {
+	if _, err := h.Script("pid", oldNode); err == nil {
 		t.Errorf("%s still runs after the failover", oldNode)
 	}
 	oldHome := filepath.Join(h.Dir, oldNode)
@@ -251,7 +209,7 @@ func TestFailoverOverMultiHostURL(t *testing.T) {
 	}
 
 	// `up` brings it back as a standby of the new primary, never writable.
-	if out, err := haScript(t, "up", "postgres", "postgres-replica"); err != nil {
+	if out, err := h.Script("up", "postgres", "postgres-replica"); err != nil {
 		t.Fatalf("stack.sh up after the failover: %v\n%s", err, out)
 	}
 	old := open(fmt.Sprintf("127.0.0.1:%d", oldPort), "")

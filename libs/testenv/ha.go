@@ -30,14 +30,32 @@ var (
 	haErr  error
 )
 
+// HAServers are the servers of the HA topology, in stack.sh's start order.
+var HAServers = []string{"postgres", "postgres-replica", "redis", "redis-replica", "sentinel", "cassandra", "cassandra2", "cassandra3"}
+
 // StartHAStack runs `stack.sh up` with ha.env for the named servers (the
 // whole HA topology when none) and describes it. It fails the test, never
-// skips it, when a server cannot be started.
+// skips it, when a server cannot be started. The servers this call found
+// down are stopped again when the test ends (a CI machine must be left
+// with nothing running); those already up (make run-ha) stay up.
 func StartHAStack(t testing.TB, servers ...string) *HAStack {
 	t.Helper()
 	haOnce.Do(func() { ha, haErr = loadHAEnv() })
 	if haErr != nil {
 		t.Fatal(haErr)
+	}
+	var started []string
+	for _, s := range cmpOr(servers, HAServers) {
+		if _, err := ha.Script("pid", s); err != nil {
+			started = append(started, s)
+		}
+	}
+	if len(started) > 0 {
+		t.Cleanup(func() {
+			if out, err := ha.Script(append([]string{"down"}, started...)...); err != nil {
+				t.Errorf("stack.sh down %v (HA): %v\n%s", started, err, out)
+			}
+		})
 	}
 	if out, err := ha.Script(append([]string{"up"}, servers...)...); err != nil {
 		t.Fatalf("stack.sh up %v (HA): %v\n%s", servers, err, out)
@@ -96,6 +114,22 @@ func (h *HAStack) Environ() []string {
 		env = append(env, k+"="+v)
 	}
 	return env
+}
+
+// PGNode names the Postgres node listening on port: its stack.sh server
+// name, which is also its application_name on the primary.
+func (h *HAStack) PGNode(port int) string {
+	if port == h.PGPort {
+		return "postgres"
+	}
+	return "postgres-replica"
+}
+
+func cmpOr(a, b []string) []string {
+	if len(a) > 0 {
+		return a
+	}
+	return b
 }
 
 // environWithout is os.Environ minus the keys set in drop.

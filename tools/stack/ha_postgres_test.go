@@ -18,47 +18,6 @@ import (
 	"github.com/strata-ref/strata/libs/testenv"
 )
 
-// haScript runs deploy/native/stack.sh with ha.env sourced.
-func haScript(t *testing.T, args ...string) ([]byte, error) {
-	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("bash", append([]string{"-c", `source "$0" && exec bash "$@"`,
-		filepath.Join(root, "deploy/native/ha.env"), filepath.Join(root, "deploy/native/stack.sh")}, args...)...)
-	return cmd.CombinedOutput()
-}
-
-// startHA brings servers of the HA topology up and, when the test ends,
-// stops those it started (CI runs on a fresh machine).
-func startHA(t *testing.T, servers ...string) *testenv.HAStack {
-	t.Helper()
-	var started []string
-	for _, s := range servers {
-		if _, err := haScript(t, "pid", s); err != nil {
-			started = append(started, s)
-		}
-	}
-	t.Cleanup(func() {
-		if len(started) == 0 {
-			return
-		}
-		if out, err := haScript(t, append([]string{"down"}, started...)...); err != nil {
-			t.Errorf("stack.sh down %v: %v\n%s", started, err, out)
-		}
-	})
-	return testenv.StartHAStack(t, servers...)
-}
-
-// pgNode names the node listening on port (its application_name).
-func pgNode(h *testenv.HAStack, port int) string {
-	if port == h.PGPort {
-		return "postgres"
-	}
-	return "postgres-replica"
-}
-
 // exec runs sql on a fresh connection to url (a multi-host URL finds the
 // writable node anew each time) and returns the port that served it.
 func execOn(ctx context.Context, url, sql string, args ...any) (int, error) {
@@ -86,7 +45,7 @@ func execOn(ctx context.Context, url, sql string, args ...any) (int, error) {
 // read-only, and `stack.sh up` rebuilds it as a standby of the new primary.
 // The planned failover through pgstore: libs/pgstore/ha_test.go.
 func TestPostgresFailoverAfterCrash(t *testing.T) {
-	h := startHA(t, "postgres", "postgres-replica")
+	h := testenv.StartHAStack(t, "postgres", "postgres-replica")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	f := h.Files("ledger")
@@ -101,7 +60,7 @@ func TestPostgresFailoverAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	standbyPort := h.PGPort + h.PGReplicaPort - oldPort
-	oldNode := pgNode(h, oldPort)
+	oldNode := h.PGNode(oldPort)
 	t.Logf("primary %s (:%d), standby :%d", oldNode, oldPort, standbyPort)
 
 	t.Cleanup(func() { _, _ = execOn(context.Background(), primary, "DROP TABLE IF EXISTS "+table) })
@@ -119,7 +78,7 @@ func TestPostgresFailoverAfterCrash(t *testing.T) {
 	})
 	standby.Close(ctx)
 
-	out, err := haScript(t, "pid", oldNode)
+	out, err := h.Script("pid", oldNode)
 	pid, perr := strconv.Atoi(lastLine(string(out)))
 	if err != nil || perr != nil {
 		t.Fatalf("stack.sh pid %s: %v %v\n%s", oldNode, err, perr, out)
@@ -128,7 +87,7 @@ func TestPostgresFailoverAfterCrash(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	out, err = haScript(t, "failover", "postgres")
+	out, err = h.Script("failover", "postgres")
 	t.Logf("stack.sh failover postgres:\n%s", out)
 	if err != nil {
 		t.Fatalf("failover after a crash: %v", err)
@@ -197,7 +156,7 @@ func TestPostgresFailoverAfterCrash(t *testing.T) {
 	stopped = true
 
 	// `up` rebuilds it from the new primary and it streams again.
-	if out, err := haScript(t, "up", "postgres", "postgres-replica"); err != nil {
+	if out, err := h.Script("up", "postgres", "postgres-replica"); err != nil {
 		t.Fatalf("stack.sh up after the failover: %v\n%s", err, out)
 	}
 	if _, err := execOn(ctx, primary, "INSERT INTO "+table+" VALUES (-2)"); err != nil {

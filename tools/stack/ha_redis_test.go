@@ -29,7 +29,7 @@ func redisNode(h *testenv.HAStack, port int) string {
 }
 
 func TestRedisSentinelFailover(t *testing.T) {
-	h := startHA(t, "redis", "redis-replica", "sentinel")
+	h := testenv.StartHAStack(t, "redis", "redis-replica", "sentinel")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	tlsConfig := h.Source(t, "session").StoreConfig("127.0.0.1") // every node and Sentinel is 127.0.0.1
@@ -105,7 +105,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 	time.Sleep(time.Second)
 
 	// Kill the master (SIGKILL: a crash, not a shutdown).
-	out, err := haScript(t, "pid", oldNode)
+	out, err := h.Script("pid", oldNode)
 	pid, perr := strconv.Atoi(strings.TrimSpace(lastLine(string(out))))
 	if err != nil || perr != nil {
 		close(stop)
@@ -144,7 +144,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 	}
 
 	// The old master, restarted, rejoins as a replica of the new master.
-	if out, err := haScript(t, "start", oldNode); err != nil {
+	if out, err := h.Script("start", oldNode); err != nil {
 		t.Fatalf("stack.sh start %s: %v\n%s", oldNode, err, out)
 	}
 	old := node(oldPort)
