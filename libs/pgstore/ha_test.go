@@ -80,7 +80,7 @@ func TestFailoverOverMultiHostURL(t *testing.T) {
 		t.Fatal(err)
 	}
 	standby := open(fmt.Sprintf("127.0.0.1:%d", standbyPort), "")
-	waitFor(t, 10*time.Second, "the row to reach the standby", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the row to reach the standby", func() bool {
 		var n int
 		return standby.QueryRow(ctx, "SELECT count(*) FROM "+table+" WHERE id = 0").Scan(&n) == nil && n == 1
 	})
@@ -91,7 +91,7 @@ func TestFailoverOverMultiHostURL(t *testing.T) {
 	standby.Close()
 
 	// The pool's metrics name the standby, streaming, with its lag.
-	waitFor(t, 10*time.Second, "the lag metric of the standby", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the lag metric of the standby", func() bool {
 		got := gauges(t, reg)
 		secs, ok1 := got["strata_pg_replication_lag_seconds{"+standbyNode+"}"]
 		_, ok2 := got["strata_pg_replication_lag_bytes{"+standbyNode+"}"]
@@ -105,7 +105,7 @@ func TestFailoverOverMultiHostURL(t *testing.T) {
 	// Writes through the multi-host URL, every 10 ms, across the failover.
 	var (
 		mu     sync.Mutex
-		acked  []ack
+		acked  []testenv.Ack
 		failed int
 		lastEr error
 	)
@@ -124,7 +124,7 @@ func TestFailoverOverMultiHostURL(t *testing.T) {
 			wcancel()
 			mu.Lock()
 			if err == nil {
-				acked = append(acked, ack{id, time.Now()})
+				acked = append(acked, testenv.Ack{ID: id, At: time.Now()})
 			} else {
 				failed++
 				lastEr = err
@@ -143,17 +143,17 @@ func TestFailoverOverMultiHostURL(t *testing.T) {
 	}
 	failoverDone := time.Now()
 	// Keep writing until writes have succeeded for a second after the failover.
-	waitFor(t, 30*time.Second, "writes to succeed on the promoted node", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "writes to succeed on the promoted node", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(acked) > 0 && acked[len(acked)-1].at.After(failoverDone) &&
-			time.Since(firstAfter(acked, failoverDone)) > time.Second
+		return len(acked) > 0 && acked[len(acked)-1].At.After(failoverDone) &&
+			time.Since(testenv.FirstAfter(acked, failoverDone)) > time.Second
 	})
 	close(stop)
 	<-done
 
 	mu.Lock()
-	pause := longestPause(acked)
+	pause := testenv.LongestPause(acked)
 	t.Logf("postgres failover: %d writes acknowledged, %d failed (last: %v); longest write pause %s",
 		len(acked), failed, lastEr, pause.Round(time.Millisecond))
 	fmt.Printf("postgres failover: write pause %s (bound %s)\n", pause.Round(time.Millisecond), PGWritePauseBound)
@@ -162,7 +162,7 @@ func TestFailoverOverMultiHostURL(t *testing.T) {
 	}
 	ids := make([]int64, len(acked))
 	for i, a := range acked {
-		ids[i] = a.id
+		ids[i] = a.ID
 	}
 	mu.Unlock()
 
@@ -221,50 +221,13 @@ func TestFailoverOverMultiHostURL(t *testing.T) {
 	if _, err := pool.Exec(ctx, "INSERT INTO "+table+" (id) VALUES (-2)"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the rebuilt standby to replicate the new primary", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the rebuilt standby to replicate the new primary", func() bool {
 		var n int
 		return old.QueryRow(ctx, "SELECT count(*) FROM "+table+" WHERE id = -2").Scan(&n) == nil && n == 1
 	})
-	waitFor(t, 10*time.Second, "the lag metric of the rebuilt standby", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the lag metric of the rebuilt standby", func() bool {
 		got := gauges(t, reg)
 		_, ok := got["strata_pg_replication_lag_seconds{"+oldNode+"}"]
 		return ok && got["strata_pg_replicas_streaming"] == 1
 	})
-}
-
-// ack is one acknowledged write: its key and when the ack arrived.
-type ack struct {
-	id int64
-	at time.Time
-}
-
-// longestPause is the longest time between two consecutive acks.
-func longestPause(acked []ack) time.Duration {
-	var pause time.Duration
-	for i := 1; i < len(acked); i++ {
-		pause = max(pause, acked[i].at.Sub(acked[i-1].at))
-	}
-	return pause
-}
-
-// firstAfter is the time of the first acknowledgement after t0.
-func firstAfter(acked []ack, t0 time.Time) time.Time {
-	for _, a := range acked {
-		if a.at.After(t0) {
-			return a.at
-		}
-	}
-	return time.Now()
-}
-
-// waitFor polls cond every 100 ms until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

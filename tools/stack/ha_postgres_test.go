@@ -72,7 +72,7 @@ func TestPostgresFailoverAfterCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the standby to replay the rows", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the standby to replay the rows", func() bool {
 		var n int
 		return standby.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n) == nil && n == rows
 	})
@@ -93,7 +93,7 @@ func TestPostgresFailoverAfterCrash(t *testing.T) {
 		t.Fatalf("failover after a crash: %v", err)
 	}
 	var got int
-	waitFor(t, 20*time.Second, "a write on the promoted node", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "a write on the promoted node", func() bool {
 		got, err = execOn(ctx, primary, "INSERT INTO "+table+" VALUES ($1)", rows+1)
 		return err == nil
 	})
@@ -167,45 +167,8 @@ func TestPostgresFailoverAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rebuilt.Close(ctx)
-	waitFor(t, 10*time.Second, "the rebuilt standby to replicate the new primary", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the rebuilt standby to replicate the new primary", func() bool {
 		var n int
 		return rebuilt.QueryRow(ctx, "SELECT count(*) FROM "+table+" WHERE id = -2").Scan(&n) == nil && n == 1
 	})
-}
-
-// ack is one acknowledged write: its key and when the ack arrived.
-type ack struct {
-	id int64
-	at time.Time
-}
-
-// longestPause is the longest time between two consecutive acks.
-func longestPause(acked []ack) time.Duration {
-	var pause time.Duration
-	for i := 1; i < len(acked); i++ {
-		pause = max(pause, acked[i].at.Sub(acked[i-1].at))
-	}
-	return pause
-}
-
-// firstAfter is the time of the first acknowledgement after t0.
-func firstAfter(acked []ack, t0 time.Time) time.Time {
-	for _, a := range acked {
-		if a.at.After(t0) {
-			return a.at
-		}
-	}
-	return time.Now()
-}
-
-// waitFor polls cond every 100 ms until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

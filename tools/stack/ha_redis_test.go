@@ -73,7 +73,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 	// Serve reads and writes every 20 ms across the failover.
 	var (
 		mu     sync.Mutex
-		acked  []ack
+		acked  []testenv.Ack
 		failed int
 		lastEr error
 	)
@@ -93,7 +93,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 			}
 			mu.Lock()
 			if err == nil {
-				acked = append(acked, ack{i, time.Now()})
+				acked = append(acked, testenv.Ack{ID: i, At: time.Now()})
 			} else {
 				failed++
 				lastEr = err
@@ -116,17 +116,17 @@ func TestRedisSentinelFailover(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 60*time.Second, "the Sentinels to promote the replica", func() bool { return masterPort() == newPort })
+	testenv.WaitFor(t, 60*time.Second, "the Sentinels to promote the replica", func() bool { return masterPort() == newPort })
 	promoted := time.Since(killed)
-	waitFor(t, 30*time.Second, "the client to serve from the new master", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the client to serve from the new master", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(acked) > 0 && acked[len(acked)-1].at.After(killed) && time.Since(firstAfter(acked, killed)) > time.Second
+		return len(acked) > 0 && acked[len(acked)-1].At.After(killed) && time.Since(testenv.FirstAfter(acked, killed)) > time.Second
 	})
 	close(stop)
 	<-done
 	mu.Lock()
-	pause := longestPause(acked)
+	pause := testenv.LongestPause(acked)
 	t.Logf("redis failover: promoted after %s; %d operations served, %d failed (last: %v); longest pause %s",
 		promoted.Round(time.Millisecond), len(acked), failed, lastEr, pause.Round(time.Millisecond))
 	fmt.Printf("redis failover: promotion %s after the kill, client pause %s (bound %s)\n",
@@ -149,7 +149,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 	}
 	old := node(oldPort)
 	defer old.Close()
-	waitFor(t, 30*time.Second, "the old master to replicate the new one", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the old master to replicate the new one", func() bool {
 		info, err := old.Info(ctx, "replication").Result()
 		return err == nil && strings.Contains(info, "role:slave") &&
 			strings.Contains(info, "master_port:"+strconv.Itoa(newPort)) && strings.Contains(info, "master_link_status:up")
@@ -157,7 +157,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 	if err := old.Set(ctx, "ha:test:old", 1, time.Minute).Err(); err == nil || !strings.Contains(err.Error(), "READONLY") {
 		t.Errorf("write on the old master: %v, want READONLY", err)
 	}
-	waitFor(t, 30*time.Second, "the Sentinels to list the old master as a healthy replica", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the Sentinels to list the old master as a healthy replica", func() bool {
 		replicas, err := sentinel.Replicas(ctx, h.RedisMasterName).Result()
 		if err != nil {
 			return false
@@ -172,7 +172,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 	if err := rdb.Set(ctx, "ha:test:after", 1, time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "a write to reach the rejoined replica", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "a write to reach the rejoined replica", func() bool {
 		return old.Get(ctx, "ha:test:after").Err() == nil
 	})
 }
