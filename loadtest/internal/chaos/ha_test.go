@@ -79,41 +79,22 @@ func TestHADrillsShort(t *testing.T) {
 		},
 	}
 	var buf bytes.Buffer
-	o := chaos.Options{API: api, Env: env, Password: "strata-demo", Users: users, Drills: chaos.HADrills,
+	o := chaos.Options{API: api, Env: env, Password: "strata-demo", Users: users,
 		Rate: 25, Warm: 3 * time.Second, Hold: 6 * time.Second, After: 10 * time.Second,
 		Bound: 45 * time.Second, Out: &buf, Live: os.Getenv("STRATA_VERBOSE") != ""}
-	results, err := chaos.Run(context.Background(), o)
-	var table bytes.Buffer
-	chaos.Table(&table, results)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, buf.String())
-	}
-	t.Logf("\n%s", table.String())
-	if len(results) != len(chaos.HADrills) {
-		t.Fatalf("%d of %d drills ran\n%s", len(results), len(chaos.HADrills), buf.String())
-	}
-	failed := false
-	for _, r := range results {
-		if r.Violation() {
-			t.Errorf("drill %q: violation (lost %d, recovered %v, err %v)", r.Drill, r.Lost, r.Recovered, r.Err)
-			failed = true
-		}
+	runDrills(t, o, chaos.HADrills, &buf, func(r chaos.Result) string {
 		switch {
 		case strings.Contains(r.Drill, "failover"):
 			if r.ErrorSeconds > haWritePauseBound {
-				t.Errorf("drill %q: clients saw errors in %d seconds, more than the %d s bound", r.Drill, r.ErrorSeconds, haWritePauseBound)
-				failed = true
+				return fmt.Sprintf("clients saw errors in %d seconds, more than the %d s bound", r.ErrorSeconds, haWritePauseBound)
 			}
 		case r.Errors > 0:
 			// A node or a replica lost: its peers carry the load, and
 			// requests that broke mid-flight were retried by the client.
-			t.Errorf("drill %q: clients saw %d errors; a replicated layer must hide one lost member", r.Drill, r.Errors)
-			failed = true
+			return fmt.Sprintf("clients saw %d errors; a replicated layer must hide one lost member", r.Errors)
 		}
-	}
-	if failed || os.Getenv("STRATA_VERBOSE") != "" {
-		t.Log(buf.String())
-	}
+		return ""
+	})
 }
 
 func envInt(h *testenv.HAStack, k string) int {

@@ -271,12 +271,21 @@ func (s *Store) Entries(ctx context.Context, accountID string, before int64, lim
 // deadlock race or found its idempotency key committed by another request
 // meanwhile (the rerun then replays that request's response).
 func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	for attempt := 1; ; attempt++ {
-		err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, fn)
-		if err == nil || attempt == MaxAttempts || !retryable(err) {
+	return retryTx(ctx, func() error {
+		return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, fn)
+	})
+}
+
+// retryTx runs one transaction attempt up to MaxAttempts times while it
+// fails for a retryable reason, pausing a little longer, with jitter, each
+// time.
+func retryTx(ctx context.Context, attempt func() error) error {
+	for n := 1; ; n++ {
+		err := attempt()
+		if err == nil || n == MaxAttempts || !retryable(err) {
 			return translate("transaction", err)
 		}
-		pause := time.Duration(attempt) * time.Duration(1+rand.IntN(5)) * time.Millisecond
+		pause := time.Duration(n) * time.Duration(1+rand.IntN(5)) * time.Millisecond
 		select {
 		case <-ctx.Done():
 			return translate("transaction", ctx.Err())
@@ -334,18 +343,7 @@ func (t *pipelinedTx) Commit(ctx context.Context, b *pgx.Batch) error {
 // its own, the transaction is rolled back when fn fails, and runs again
 // under the same rules as inTx.
 func (s *Store) inPipelinedTx(ctx context.Context, fn func(*pipelinedTx) error) error {
-	for attempt := 1; ; attempt++ {
-		err := s.runPipelined(ctx, fn)
-		if err == nil || attempt == MaxAttempts || !retryable(err) {
-			return translate("transaction", err)
-		}
-		pause := time.Duration(attempt) * time.Duration(1+rand.IntN(5)) * time.Millisecond
-		select {
-		case <-ctx.Done():
-			return translate("transaction", ctx.Err())
-		case <-time.After(pause):
-		}
-	}
+	return retryTx(ctx, func() error { return s.runPipelined(ctx, fn) })
 }
 
 func (s *Store) runPipelined(ctx context.Context, fn func(*pipelinedTx) error) error {
