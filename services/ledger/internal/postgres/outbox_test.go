@@ -66,6 +66,18 @@ func (r *replica) start(ctx context.Context, t *testing.T) {
 }
 func (r *replica) stop() { r.cancel(); <-r.done }
 
+// relaySchema starts Postgres and makes the relay tests' own schema; it
+// returns the stack, the ledger_test URL and an admin pool on it.
+func relaySchema(t *testing.T) (*testenv.Stack, string, *pgxpool.Pool) {
+	st := testenv.StartStack(t, "postgres")
+	base := st.PGURL("ledger", "ledger_test")
+	admin := openPool(t, st, base, false)
+	if _, err := admin.Exec(context.Background(), `CREATE SCHEMA IF NOT EXISTS `+schema); err != nil {
+		t.Fatal(err)
+	}
+	return st, base, admin
+}
+
 func openPool(t *testing.T, st *testenv.Stack, url string, migrate bool) *pgxpool.Pool {
 	t.Helper()
 	cfg := pgstore.Config{URL: url, TLS: st.Source(t, "ledger"), MaxConns: 4}
@@ -96,13 +108,8 @@ func newReplica(t *testing.T, st *testenv.Stack, url, name string) *replica {
 // new leader's process ends, the other one takes over, and every event is
 // delivered exactly once across them.
 func TestOneRelayLeadsAndAnotherTakesOver(t *testing.T) {
-	st := testenv.StartStack(t, "postgres")
-	base := st.PGURL("ledger", "ledger_test")
-	admin := openPool(t, st, base, false)
+	st, base, admin := relaySchema(t)
 	ctx := context.Background()
-	if _, err := admin.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+schema); err != nil {
-		t.Fatal(err)
-	}
 	url := base + "&search_path=" + schema
 	db := openPool(t, st, url, true)
 	if _, err := db.Exec(ctx, `TRUNCATE outbox`); err != nil {
@@ -192,13 +199,8 @@ func TestOneRelayLeadsAndAnotherTakesOver(t *testing.T) {
 // A term's outbox stops claiming as soon as its connection is gone, before
 // any watchdog notices: the claim itself runs on the lock's connection.
 func TestLostLeadershipCannotClaim(t *testing.T) {
-	st := testenv.StartStack(t, "postgres")
-	base := st.PGURL("ledger", "ledger_test")
-	admin := openPool(t, st, base, false)
+	st, base, admin := relaySchema(t)
 	ctx := context.Background()
-	if _, err := admin.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+schema); err != nil {
-		t.Fatal(err)
-	}
 	pool := openPool(t, st, base+"&search_path="+schema, true)
 	lock := postgres.New(pool).RelayLock()
 	lock.Key, lock.Check = testKey+1, time.Hour // no pings: only the claim can notice
