@@ -78,6 +78,13 @@ type Second struct {
 	P90         float64 `json:"p90_ms"`
 	P99         float64 `json:"p99_ms"`
 	ShedP99     float64 `json:"shed_p99_ms"` // how fast a 429 arrives
+	// The same two p99s measured from when the request was actually sent,
+	// and the p99 of the generator's own lag (sent minus due). Due-time
+	// figures are what users see; sent-time ones isolate the service from
+	// a generator that fell behind on a shared machine.
+	SentP99     float64 `json:"sent_p99_ms"`
+	ShedSentP99 float64 `json:"shed_sent_p99_ms"`
+	LagP99      float64 `json:"lag_p99_ms"`
 	// Gauges sampled from the services (breaker states, limits), by name.
 	Gauges map[string]float64 `json:"gauges,omitempty"`
 }
@@ -106,6 +113,8 @@ type Summary struct {
 	// Whole run.
 	Offered, Served, Shed, Unavailable, Failed, Dropped, Retried int64
 	P50, P99, ShedP99                                            float64
+	// From the send time, and the generator's lag (see Second).
+	P99Sent, ShedP99Sent, LagP99 float64
 	// ByKind counts outcomes per traffic class.
 	ByKind map[string]map[string]int64 `json:"by_kind"`
 }
@@ -119,39 +128,51 @@ type StepSummary struct {
 	P50         float64 `json:"p50_ms"`
 	P99         float64 `json:"p99_ms"`
 	ShedP99     float64 `json:"shed_p99_ms"`
+	SentP99     float64 `json:"sent_p99_ms"`
+	ShedSentP99 float64 `json:"shed_sent_p99_ms"`
+	LagP99      float64 `json:"lag_p99_ms"`
 	Failed      int64   `json:"failed"`
 }
 
 type window struct {
 	mu                                                         sync.Mutex
 	offered, served, shed, unavailable, failed, dropped, retry int64
-	lat, shedLat                                               *hdr.Histogram
+	lat, shedLat, sentLat, shedSentLat, lag                    *hdr.Histogram
+	step                                                       int // the step the window opened in
 }
 
-func newWindow() *window {
-	return &window{lat: newHist(), shedLat: newHist()}
+func newWindow(step int) *window {
+	return &window{lat: newHist(), shedLat: newHist(), sentLat: newHist(), shedSentLat: newHist(), lag: newHist(), step: step}
 }
 
 // newHist tracks 1 µs to 60 s with 3 significant digits.
 func newHist() *hdr.Histogram { return hdr.New(1, 60_000_000, 3) }
 
-func (w *window) record(outcome string, latency time.Duration) {
+func (w *window) record(outcome string, t timing) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	us := max(latency.Microseconds(), 1)
+	_ = w.lag.RecordValue(micros(t.lag))
 	switch outcome {
 	case Served:
 		w.served++
-		_ = w.lat.RecordValue(us)
+		_ = w.lat.RecordValue(micros(t.due))
+		_ = w.sentLat.RecordValue(micros(t.sent))
 	case Shed:
 		w.shed++
-		_ = w.shedLat.RecordValue(us)
+		_ = w.shedLat.RecordValue(micros(t.due))
+		_ = w.shedSentLat.RecordValue(micros(t.sent))
 	case Unavailable:
 		w.unavailable++
 	default:
 		w.failed++
 	}
 }
+
+// timing is one request's latency from its due time and from its send
+// time, and how late the generator sent it.
+type timing struct{ due, sent, lag time.Duration }
+
+func micros(d time.Duration) int64 { return max(d.Microseconds(), 1) }
 
 func ms(h *hdr.Histogram, q float64) float64 {
 	if h.TotalCount() == 0 {
@@ -170,16 +191,16 @@ func Run(ctx context.Context, cfg Config) Summary {
 		inflight atomic.Int64
 		wg       sync.WaitGroup
 		mu       sync.Mutex
-		current  = newWindow()
-		stepHist = map[int][2]*hdr.Histogram{}
-		stepCnt  = map[int]*[3]int64{} // served, shed, failed
+		current  *window
+		stepHist = map[int][5]*hdr.Histogram{} // served, shed (from due); served, shed (from send); lag
+		stepCnt  = map[int]*[3]int64{}         // served, shed, failed
 		byKind   = map[string]map[string]int64{}
-		total    = [2]*hdr.Histogram{newHist(), newHist()}
+		total    = [5]*hdr.Histogram{newHist(), newHist(), newHist(), newHist(), newHist()}
 	)
 	// finish records one completed request in the second it was due.
-	finish := func(w *window, step int, r Result, latency time.Duration) {
+	finish := func(w *window, step int, r Result, t timing) {
 		o := Classify(r)
-		w.record(o, latency)
+		w.record(o, t)
 		mu.Lock()
 		defer mu.Unlock()
 		if byKind[r.Kind] == nil {
@@ -188,15 +209,20 @@ func Run(ctx context.Context, cfg Config) Summary {
 		byKind[r.Kind][o]++
 		h := stepHist[step]
 		c := stepCnt[step]
-		us := max(latency.Microseconds(), 1)
+		_ = h[4].RecordValue(micros(t.lag))
+		_ = total[4].RecordValue(micros(t.lag))
 		switch o {
 		case Served:
-			_ = h[0].RecordValue(us)
-			_ = total[0].RecordValue(us)
+			_ = h[0].RecordValue(micros(t.due))
+			_ = total[0].RecordValue(micros(t.due))
+			_ = h[2].RecordValue(micros(t.sent))
+			_ = total[2].RecordValue(micros(t.sent))
 			c[0]++
 		case Shed:
-			_ = h[1].RecordValue(us)
-			_ = total[1].RecordValue(us)
+			_ = h[1].RecordValue(micros(t.due))
+			_ = total[1].RecordValue(micros(t.due))
+			_ = h[3].RecordValue(micros(t.sent))
+			_ = total[3].RecordValue(micros(t.sent))
 			c[1]++
 		case Failed:
 			c[2]++
@@ -206,10 +232,12 @@ func Run(ctx context.Context, cfg Config) Summary {
 	send = func(w *window, step int, due time.Time, retry bool) {
 		defer wg.Done()
 		defer inflight.Add(-1)
+		sent := time.Now()
 		r := cfg.Target(ctx)
-		latency := time.Since(due)
+		done := time.Now()
+		t := timing{due: done.Sub(due), sent: done.Sub(sent), lag: sent.Sub(due)}
 		if cfg.RetryOn429 && !retry && r.Status == 429 && ctx.Err() == nil {
-			finish(w, step, r, latency)
+			finish(w, step, r, t)
 			wait := min(max(r.RetryAfter, 100*time.Millisecond), 2*time.Second)
 			select {
 			case <-ctx.Done():
@@ -227,7 +255,7 @@ func Run(ctx context.Context, cfg Config) Summary {
 		if errors.Is(r.Err, context.Canceled) && ctx.Err() != nil {
 			return // the run ended; not the server's fault
 		}
-		finish(w, step, r, latency)
+		finish(w, step, r, t)
 	}
 
 	var seconds []Second
@@ -259,27 +287,33 @@ func Run(ctx context.Context, cfg Config) Summary {
 	type closed struct {
 		w     *window
 		t     int
-		step  string
-		rate  float64
 		ready time.Time
 	}
-	var pending []closed
-	emit := func(c closed) {
+	var pending, all []closed
+	snapshot := func(c closed) Second {
 		c.w.mu.Lock()
-		s := Second{T: c.t, Step: c.step, OfferedRate: c.rate, Offered: c.w.offered, Served: c.w.served, Shed: c.w.shed,
+		defer c.w.mu.Unlock()
+		st := cfg.Steps[c.w.step]
+		return Second{T: c.t, Step: st.Label, OfferedRate: st.Rate, Offered: c.w.offered, Served: c.w.served, Shed: c.w.shed,
 			Unavailable: c.w.unavailable, Failed: c.w.failed, Dropped: c.w.dropped, Retried: c.w.retry,
-			P50: ms(c.w.lat, 50), P90: ms(c.w.lat, 90), P99: ms(c.w.lat, 99), ShedP99: ms(c.w.shedLat, 99)}
-		c.w.mu.Unlock()
+			P50: ms(c.w.lat, 50), P90: ms(c.w.lat, 90), P99: ms(c.w.lat, 99), ShedP99: ms(c.w.shedLat, 99),
+			SentP99: ms(c.w.sentLat, 99), ShedSentP99: ms(c.w.shedSentLat, 99), LagP99: ms(c.w.lag, 99)}
+	}
+	emit := func(c closed) {
+		s := snapshot(c)
 		gaugeMu.Lock()
 		s.Gauges = gauges
 		gaugeMu.Unlock()
 		seconds = append(seconds, s)
+		all = append(all, c)
 		if cfg.OnSecond != nil {
 			cfg.OnSecond(s)
 		}
 	}
 	// A second is reported once the requests due in it had 1 s to answer,
-	// so its latency percentiles are mostly complete when printed.
+	// so its latency percentiles are mostly complete when printed; the
+	// Summary's seconds are taken again at the end, once every request due
+	// in them (slow ones, retries after Retry-After) has finished.
 	flush := func(now time.Time, all bool) {
 		for len(pending) > 0 && (all || now.After(pending[0].ready)) {
 			emit(pending[0])
@@ -290,8 +324,9 @@ func Run(ctx context.Context, cfg Config) Summary {
 	sec := 0
 	secStart := runStart
 	stepStart := runStart
+	current = newWindow(0)
 	for si := range cfg.Steps { // before any request goroutine reads them
-		stepHist[si] = [2]*hdr.Histogram{newHist(), newHist()}
+		stepHist[si] = [5]*hdr.Histogram{newHist(), newHist(), newHist(), newHist(), newHist()}
 		stepCnt[si] = &[3]int64{}
 	}
 	for si, st := range cfg.Steps {
@@ -304,8 +339,8 @@ func Run(ctx context.Context, cfg Config) Summary {
 				break
 			}
 			for !due.Before(secStart.Add(time.Second)) { // the second closed
-				pending = append(pending, closed{w: current, t: sec, step: st.Label, rate: st.Rate, ready: secStart.Add(2 * time.Second)})
-				current = newWindow()
+				pending = append(pending, closed{w: current, t: sec, ready: secStart.Add(2 * time.Second)})
+				current = newWindow(si)
 				sec++
 				secStart = secStart.Add(time.Second)
 			}
@@ -329,11 +364,16 @@ func Run(ctx context.Context, cfg Config) Summary {
 		}
 		stepStart = end
 	}
-	pending = append(pending, closed{w: current, t: sec, step: cfg.Steps[len(cfg.Steps)-1].Label, rate: cfg.Steps[len(cfg.Steps)-1].Rate})
+	pending = append(pending, closed{w: current, t: sec})
 	wg.Wait()
 	stopSample()
 	<-sampleDone
 	flush(time.Now(), true)
+	for i, c := range all { // complete now; keep the gauges sampled live
+		g := seconds[i].Gauges
+		seconds[i] = snapshot(c)
+		seconds[i].Gauges = g
+	}
 
 	sum := Summary{Seconds: seconds, ByKind: byKind}
 	for _, s := range seconds {
@@ -346,6 +386,7 @@ func Run(ctx context.Context, cfg Config) Summary {
 		sum.Retried += s.Retried
 	}
 	sum.P50, sum.P99, sum.ShedP99 = ms(total[0], 50), ms(total[0], 99), ms(total[1], 99)
+	sum.P99Sent, sum.ShedP99Sent, sum.LagP99 = ms(total[2], 99), ms(total[3], 99), ms(total[4], 99)
 	for si, st := range cfg.Steps {
 		secs := st.Duration.Seconds()
 		h, c := stepHist[si], stepCnt[si]
@@ -353,7 +394,8 @@ func Run(ctx context.Context, cfg Config) Summary {
 			continue
 		}
 		sum.Steps = append(sum.Steps, StepSummary{Label: st.Label, OfferedRate: st.Rate, Goodput: float64(c[0]) / secs,
-			ShedRate: float64(c[1]) / secs, P50: ms(h[0], 50), P99: ms(h[0], 99), ShedP99: ms(h[1], 99), Failed: c[2]})
+			ShedRate: float64(c[1]) / secs, P50: ms(h[0], 50), P99: ms(h[0], 99), ShedP99: ms(h[1], 99),
+			SentP99: ms(h[2], 99), ShedSentP99: ms(h[3], 99), LagP99: ms(h[4], 99), Failed: c[2]})
 	}
 	return sum
 }

@@ -101,3 +101,28 @@ func TestStepsAndGauges(t *testing.T) {
 		t.Fatalf("seconds %+v", sum.Seconds)
 	}
 }
+
+func TestSecondsKeepTheirStepAndLateAnswers(t *testing.T) {
+	var n atomic.Int64
+	target := func(ctx context.Context) engine.Result {
+		if n.Add(1) == 1 {
+			time.Sleep(2500 * time.Millisecond) // answers after its second was printed
+		}
+		return engine.Result{Status: 200}
+	}
+	sum := engine.Run(context.Background(), engine.Config{
+		Steps:  []engine.Step{{Rate: 20, Duration: time.Second, Label: "a"}, {Rate: 20, Duration: time.Second, Label: "b"}},
+		Target: target,
+	})
+	if len(sum.Seconds) != 2 || sum.Seconds[0].Step != "a" || sum.Seconds[1].Step != "b" {
+		t.Fatalf("seconds %+v", sum.Seconds)
+	}
+	// The slow answer counts in its second and in the totals.
+	if sum.Seconds[0].Served != sum.Seconds[0].Offered || sum.Served != sum.Offered {
+		t.Fatalf("served %d of %d (first second %d of %d)", sum.Served, sum.Offered, sum.Seconds[0].Served, sum.Seconds[0].Offered)
+	}
+	// From the send time is never longer than from the due time.
+	if sum.P99Sent > sum.P99 || sum.Seconds[0].SentP99 > sum.Seconds[0].P99 || sum.Seconds[0].P99 < 2000 {
+		t.Fatalf("p99 %.1f ms from due, %.1f ms from send", sum.P99, sum.P99Sent)
+	}
+}
