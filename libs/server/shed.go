@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/failsafe-go/failsafe-go/adaptivelimiter"
@@ -22,9 +24,12 @@ type ShedConfig struct {
 	// stays at its baseline and shrinks when latency rises with it (queueing
 	// inside the service), so it settles near what the machine can serve.
 	MinLimit, MaxLimit, InitialLimit uint
-	// MaxWait bounds how long a request may queue for a permit [250 ms];
-	// past it the request is shed. The queue itself is bounded at 2-3x the
-	// limit, where rejections start gradually.
+	// MaxWait bounds how long a request may queue for a permit [20 ms];
+	// past it the request is shed. The queue itself is bounded at 1-2x the
+	// limit, where rejections start gradually. Both are short on purpose:
+	// a queued request's latency is its wait plus its service time, so a
+	// long queue turns overload into latency for the requests admitted,
+	// and a request that times out in it gets its 429 only after MaxWait.
 	MaxWait time.Duration
 	// RetryAfter is the hint sent with every 429 [1 s].
 	RetryAfter time.Duration
@@ -40,7 +45,25 @@ type Shedder struct {
 	priority func(*http.Request) priority.Priority
 	shed     *prometheus.CounterVec
 	log      *slog.Logger
+	// retryAfter is the Retry-After header value, computed once.
+	retryAfter []string
 }
+
+// rejection is the body of every 429, encoded once: a rejection must cost
+// as little as possible, since under overload most requests get one. The
+// request id travels in the X-Request-ID header, set before shedding.
+var rejection = func() []byte {
+	b, err := json.Marshal(problem.New(http.StatusTooManyRequests, "the service is at capacity; retry after the indicated delay"))
+	if err != nil {
+		panic(err)
+	}
+	return append(b, '\n')
+}()
+
+var (
+	problemType = []string{problem.ContentType}
+	noStore     = []string{"no-store"}
+)
 
 func newShedder(cfg ShedConfig, listener string, reg prometheus.Registerer, log *slog.Logger) *Shedder {
 	if cfg.MinLimit == 0 {
@@ -53,7 +76,7 @@ func newShedder(cfg ShedConfig, listener string, reg prometheus.Registerer, log 
 		cfg.InitialLimit = 32
 	}
 	if cfg.MaxWait == 0 {
-		cfg.MaxWait = 250 * time.Millisecond
+		cfg.MaxWait = 20 * time.Millisecond
 	}
 	if cfg.RetryAfter == 0 {
 		cfg.RetryAfter = time.Second
@@ -61,11 +84,12 @@ func newShedder(cfg ShedConfig, listener string, reg prometheus.Registerer, log 
 	prio := adaptivelimiter.NewPrioritizerBuilder().Build()
 	limiter := adaptivelimiter.NewBuilder[any]().
 		WithLimits(cfg.MinLimit, cfg.MaxLimit, cfg.InitialLimit).
-		WithQueueing(2, 3).
+		WithQueueing(1, 2).
 		WithMaxWaitTime(cfg.MaxWait).
 		BuildPrioritized(prio)
 	s := &Shedder{cfg: cfg, limiter: limiter, prio: prio, log: log,
-		priority: func(*http.Request) priority.Priority { return priority.Medium },
+		retryAfter: []string{strconv.Itoa(int((cfg.RetryAfter + time.Second - 1) / time.Second))},
+		priority:   func(*http.Request) priority.Priority { return priority.Medium },
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name:        "strata_shed_total",
 			Help:        "Requests rejected with 429 by the adaptive limiter, by reason (limit, queue_timeout).",
@@ -98,19 +122,22 @@ func (s *Shedder) middleware() gin.HandlerFunc {
 			return
 		}
 		ctx := s.priority(c.Request).AddTo(c.Request.Context())
+		start := time.Now()
 		permit, err := s.limiter.AcquirePermitWithMaxWait(ctx, s.cfg.MaxWait)
 		if err != nil {
 			if errors.Is(err, context.Canceled) {
 				c.Abort() // the client left; nothing to answer
 				return
 			}
+			// failsafe-go answers ErrExceeded both for a full queue (at
+			// once) and for a wait past MaxWait: the time spent tells them
+			// apart.
 			reason := "limit"
-			if !errors.Is(err, adaptivelimiter.ErrExceeded) {
+			if time.Since(start) >= s.cfg.MaxWait {
 				reason = "queue_timeout"
 			}
 			s.shed.WithLabelValues(reason).Inc()
-			problem.Abort(c, problem.New(http.StatusTooManyRequests, "the service is at capacity; retry after the indicated delay").
-				WithRetryAfter(s.cfg.RetryAfter))
+			s.reject(c)
 			return
 		}
 		c.Next()
@@ -120,6 +147,18 @@ func (s *Shedder) middleware() gin.HandlerFunc {
 		}
 		permit.Record()
 	}
+}
+
+// reject answers 429 with the precomputed problem body: no encoding and
+// no per-request allocation beyond what the header map needs.
+func (s *Shedder) reject(c *gin.Context) {
+	h := c.Writer.Header()
+	h["Retry-After"] = s.retryAfter
+	h["Content-Type"] = problemType
+	h["Cache-Control"] = noStore
+	c.Writer.WriteHeader(http.StatusTooManyRequests)
+	_, _ = c.Writer.Write(rejection)
+	c.Abort()
 }
 
 // Prioritize sets how requests rank when shedding: lower priorities are
