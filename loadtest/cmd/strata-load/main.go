@@ -53,6 +53,7 @@ type options struct {
 	users                             int
 	duration, bound                   time.Duration
 	capacity, maxRate                 float64
+	connsPerHost, maxInFlight         int
 	endpoints                         strata.Endpoints
 	services                          []scenario.Service
 }
@@ -74,6 +75,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.DurationVar(&o.bound, "bound", 60*time.Second, "eventual-consistency bound for analytics (the relay backs off up to 30 s)")
 	fs.Float64Var(&o.capacity, "capacity", 0, "requests/s the system serves cleanly (0: measure it first)")
 	fs.Float64Var(&o.maxRate, "max-rate", 3000, "ceiling of the capacity search")
+	fs.IntVar(&o.connsPerHost, "conns-per-host", 8, "the generator's connections to each service (HTTP/2, up to 250 requests each)")
+	fs.IntVar(&o.maxInFlight, "max-inflight", 4096, "the generator's requests in flight; arrivals past it are counted as dropped")
 	o.endpoints = strata.Native
 	// Defaults: the ports of make run, or of every replica when
 	// STRATA_SERVICE_REPLICAS and STRATA_SERVICE_PORT_BASE are set (ha.env).
@@ -130,7 +133,7 @@ func runScenario(ctx context.Context, spec scenario.Spec, src *mtls.Source, o op
 	}}
 	out, err := scenario.Execute(ctx, spec, scenario.Options{Endpoints: o.endpoints, Services: o.services, TLS: src, Env: env,
 		Password: o.password, Users: o.users, Duration: o.duration, Capacity: o.capacity, MaxRate: o.maxRate,
-		Bound: o.bound, ReportDir: o.out, Out: w})
+		Bound: o.bound, ReportDir: o.out, Out: w, ConnsPerHost: o.connsPerHost, MaxInFlight: o.maxInFlight})
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -30,9 +31,18 @@ type Options struct {
 	Duration  time.Duration
 	Capacity  float64 // 0: calibrate first
 	MaxRate   float64
-	Bound     time.Duration // eventual-consistency bound for analytics
-	ReportDir string
-	Out       io.Writer // live lines and the summary
+	// ConnsPerHost caps the generator's connections to each service [8].
+	// HTTP/2 carries up to the server's stream limit (250) per connection;
+	// without a cap, every request that finds the connections full dials
+	// its own, and under overload the generator and the services spend
+	// their CPU on TLS handshakes instead of requests.
+	ConnsPerHost int
+	// MaxInFlight caps the generator's requests in flight [4096]; arrivals
+	// past it are counted as dropped.
+	MaxInFlight int
+	Bound       time.Duration // eventual-consistency bound for analytics
+	ReportDir   string
+	Out         io.Writer // live lines and the summary
 }
 
 // Outcome is what a run produced.
@@ -62,6 +72,12 @@ func Execute(ctx context.Context, spec Spec, o Options) (Outcome, error) {
 	w := &lockedWriter{w: o.Out} // the fault goroutine and the engine both print
 	logf := func(f string, a ...any) { fmt.Fprintf(w, f+"\n", a...) }
 	api := strata.New(o.Endpoints, &tls.Config{RootCAs: o.TLS.Roots(), MinVersion: tls.VersionTLS13}, 512)
+	if t, ok := api.HTTP.Transport.(*http.Transport); ok {
+		if o.ConnsPerHost == 0 {
+			o.ConnsPerHost = 8
+		}
+		t.MaxConnsPerHost = o.ConnsPerHost
+	}
 	pop, err := Prepare(ctx, api, o.Password, o.Users, logf)
 	if err != nil {
 		return Outcome{}, err
@@ -106,15 +122,18 @@ func Execute(ctx context.Context, spec Spec, o Options) (Outcome, error) {
 		close(faultDone)
 	}
 	sampler := NewSampler(o.TLS, o.Services)
-	sum := engine.Run(ctx, engine.Config{Steps: steps, Target: pop.Target(spec.Mix, acked), RetryOn429: true,
+	sum := engine.Run(ctx, engine.Config{Steps: steps, Target: pop.Target(spec.Mix, acked), RetryOn429: true, MaxInFlight: o.MaxInFlight,
 		Sample: sampler.Sample, OnSecond: func(s engine.Second) { fmt.Fprintln(w, Live(s)) }})
 	<-faultDone
 
-	fmt.Fprintf(w, "\nsummary: offered %d, served %d, shed %d, unavailable %d, failed %d, dropped %d, retried %d; p50 %.1f ms, p99 %.1f ms, 429 p99 %.1f ms\n",
+	fmt.Fprintf(w, "\nsummary: offered %d, served %d, shed %d, unavailable %d, failed %d, dropped %d, retried %d; p50 %.1f ms, p99 %.1f ms, 429 p99 %.1f ms (from due time)\n",
 		sum.Offered, sum.Served, sum.Shed, sum.Unavailable, sum.Failed, sum.Dropped, sum.Retried, sum.P50, sum.P99, sum.ShedP99)
-	fmt.Fprintf(w, "%-12s %10s %10s %10s %9s %9s %10s\n", "step", "offered/s", "goodput/s", "shed/s", "p50 ms", "p99 ms", "429 p99")
+	fmt.Fprintf(w, "from send time: p99 %.1f ms, 429 p99 %.1f ms; generator lag p99 %.1f ms\n", sum.P99Sent, sum.ShedP99Sent, sum.LagP99)
+	fmt.Fprintf(w, "%-12s %10s %10s %10s %9s %9s %10s | %9s %10s %9s\n", "step", "offered/s", "goodput/s", "shed/s", "p50 ms", "p99 ms", "429 p99",
+		"sent p99", "sent 429", "lag p99")
 	for _, s := range sum.Steps {
-		fmt.Fprintf(w, "%-12s %10.0f %10.0f %10.0f %9.1f %9.1f %10.1f\n", s.Label, s.OfferedRate, s.Goodput, s.ShedRate, s.P50, s.P99, s.ShedP99)
+		fmt.Fprintf(w, "%-12s %10.0f %10.0f %10.0f %9.1f %9.1f %10.1f | %9.1f %10.1f %9.1f\n", s.Label, s.OfferedRate, s.Goodput, s.ShedRate, s.P50, s.P99, s.ShedP99,
+			s.SentP99, s.ShedSentP99, s.LagP99)
 	}
 	kinds := make([]string, 0, len(sum.ByKind))
 	for k := range sum.ByKind {
@@ -157,8 +176,8 @@ func Execute(ctx context.Context, spec Spec, o Options) (Outcome, error) {
 // Live is the line printed for each second.
 func Live(s engine.Second) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "t=%3ds %-10s offered %5d/s served %5d 429 %4d 503 %4d err %3d p50 %6.1fms p99 %7.1fms",
-		s.T, s.Step, s.Offered, s.Served, s.Shed, s.Unavailable, s.Failed+s.Dropped, s.P50, s.P99)
+	fmt.Fprintf(&b, "t=%3ds %-10s offered %5d/s served %5d 429 %4d 503 %4d err %3d drop %4d p50 %6.1fms p99 %7.1fms 429p99 %6.1fms lag %6.1fms",
+		s.T, s.Step, s.Offered, s.Served, s.Shed, s.Unavailable, s.Failed, s.Dropped, s.P50, s.P99, s.ShedP99, s.LagP99)
 	keys := make([]string, 0, len(s.Gauges))
 	for k := range s.Gauges {
 		keys = append(keys, k)
@@ -169,8 +188,8 @@ func Live(s engine.Second) string {
 		switch {
 		case strings.Contains(k, "breaker") && v != 0: // only non-closed breakers are news
 			fmt.Fprintf(&b, " [%s=%s]", k, map[float64]string{1: "half-open", 2: "OPEN"}[v])
-		case k == "ledger limit":
-			fmt.Fprintf(&b, " ledger-limit=%.0f", v)
+		case strings.HasSuffix(k, " limit"), strings.HasSuffix(k, " queued") && v != 0:
+			fmt.Fprintf(&b, " %s=%.0f", strings.ReplaceAll(k, " ", "-"), v)
 		}
 	}
 	return b.String()

@@ -88,7 +88,8 @@ func NewSampler(src *mtls.Source, services []Service) *Sampler {
 }
 
 // Sample returns gauges named "<service> breaker <dependency>" and
-// "<service> limit" (the service's Label: "ledger-b" for a replica).
+// "<service> limit", "<service> inflight", "<service> queued" (the public
+// listener's limiter; the service's Label: "ledger-b" for a replica).
 func (s *Sampler) Sample(ctx context.Context) map[string]float64 {
 	out := map[string]float64{}
 	var mu sync.Mutex
@@ -153,9 +154,13 @@ func (s *Sampler) scrape(ctx context.Context, svc Service) (map[string]float64, 
 			if v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64); err == nil {
 				out["breaker "+name] = v
 			}
-		case strings.HasPrefix(line, `strata_limiter_limit{listener="public"}`):
-			if v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(line, `strata_limiter_limit{listener="public"}`)), 64); err == nil {
-				out["limit"] = v
+		default:
+			for _, g := range []string{"limit", "inflight", "queued"} {
+				if rest, ok := strings.CutPrefix(line, `strata_limiter_`+g+`{listener="public"} `); ok {
+					if v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64); err == nil {
+						out[g] = v
+					}
+				}
 			}
 		}
 	}
