@@ -6,12 +6,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // BenchmarkRejection is the cost of one 429 in the shedding middleware
@@ -53,5 +55,38 @@ func BenchmarkRejection(b *testing.B) {
 		if w.Code != http.StatusTooManyRequests {
 			b.Fatalf("status %d", w.Code)
 		}
+	}
+}
+
+// A request that waited the whole MaxWait for a permit is counted as a
+// queue_timeout, not as limit, and gets the precomputed 429.
+func TestShedReasons(t *testing.T) {
+	gin.SetMode(gin.ReleaseMode)
+	reg := prometheus.NewRegistry()
+	s := newShedder(ShedConfig{MinLimit: 1, MaxLimit: 1, InitialLimit: 1, MaxWait: 30 * time.Millisecond}, "public", reg,
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	permit, err := s.limiter.AcquirePermitWithMaxWait(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer permit.Drop()
+	e := gin.New()
+	e.Use(s.middleware())
+	e.GET("/v1/x", func(c *gin.Context) { c.Status(200) })
+	start := time.Now()
+	w := httptest.NewRecorder()
+	e.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/v1/x", nil))
+	if w.Code != http.StatusTooManyRequests || time.Since(start) < 30*time.Millisecond {
+		t.Fatalf("status %d after %s; want 429 after the 30 ms wait", w.Code, time.Since(start))
+	}
+	if w.Header().Get("Retry-After") != "1" || w.Header().Get("Content-Type") != "application/problem+json" ||
+		!strings.Contains(w.Body.String(), `"status":429`) {
+		t.Fatalf("429 headers %v body %s", w.Header(), w.Body)
+	}
+	if got := testutil.ToFloat64(s.shed.WithLabelValues("queue_timeout")); got != 1 {
+		t.Fatalf("queue_timeout %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(s.shed.WithLabelValues("limit")); got != 0 {
+		t.Fatalf("limit %v, want 0", got)
 	}
 }
