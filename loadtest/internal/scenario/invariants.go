@@ -71,7 +71,16 @@ func Check(ctx context.Context, p *Population, acked *Acked, bound time.Duration
 	// 2. Every acknowledged transfer exists, once, as acknowledged.
 	missing := parallel(all, 16, func(t strata.Transfer) bool {
 		var got strata.Transfer
-		r := p.API.Do(ctx, owner[t.FromAccountID].Tokens.AccessToken, http.MethodGet, p.API.E.Ledger+"/v1/transfers/"+t.ID, nil, "")
+		// A 429 says the ledger is busy (sixteen readers at once, after a
+		// drill), not that the transfer is missing: retry after the hint.
+		var r strata.Response
+		for attempt := 0; attempt < 10; attempt++ {
+			r = p.API.Do(ctx, owner[t.FromAccountID].Tokens.AccessToken, http.MethodGet, p.API.E.Ledger+"/v1/transfers/"+t.ID, nil, "")
+			if r.Status != http.StatusTooManyRequests {
+				break
+			}
+			time.Sleep(min(max(r.RetryAfter, 100*time.Millisecond), 2*time.Second))
+		}
 		return r.Decode(http.StatusOK, &got) != nil || got.Amount != t.Amount || got.FromAccountID != t.FromAccountID
 	})
 	add("every acknowledged transfer is present", missing == 0, "%d acknowledged, %d missing or different", len(all), missing)
@@ -90,6 +99,10 @@ func Check(ctx context.Context, p *Population, acked *Acked, bound time.Duration
 	negative, wrong, unread := 0, 0, 0
 	parallel(p.Users, 16, func(u *strata.User) bool {
 		acc, err := p.API.GetAccount(ctx, u, u.Account.ID)
+		for attempt := 0; err != nil && attempt < 5; attempt++ { // e.g. shed with 429 while the ledger is busy
+			time.Sleep(500 * time.Millisecond)
+			acc, err = p.API.GetAccount(ctx, u, u.Account.ID)
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
