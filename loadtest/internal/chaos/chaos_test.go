@@ -91,7 +91,7 @@ func TestDrillsShort(t *testing.T) {
 		&tls.Config{RootCAs: src.Roots(), MinVersion: tls.VersionTLS13}, 64)
 	var buf bytes.Buffer
 	o := chaos.Options{API: api, Env: env, Password: "strata-demo", Users: users,
-		Rate: 25, Warm: 2 * time.Second, Hold: 4 * time.Second, After: 8 * time.Second, ExpiryTTL: 6 * time.Second,
+		Rate: 25, Warm: 2 * time.Second, Hold: 4 * time.Second, After: 15 * time.Second, ExpiryTTL: 6 * time.Second,
 		Bound: 45 * time.Second, Out: &buf, Live: os.Getenv("STRATA_VERBOSE") != ""}
 	// STRATA_CHAOS_FULL=1: the full drills (docs/chaos.md quotes this
 	// table), on the same processes: more load, longer faults.
