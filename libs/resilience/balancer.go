@@ -10,10 +10,13 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // EjectionConfig tunes passive health checking of a dependency's replicas.
@@ -333,3 +336,46 @@ func isDialError(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
 }
+
+// Rotation is the balancer on its own, for a caller that sends its
+// requests itself (the load generator): round-robin over the replicas that
+// are not ejected, ejection with back-off, and nothing else (no breaker,
+// retry budget or probes, which would hide the system's errors from a
+// load test).
+type Rotation struct{ b *balancer }
+
+// NewRotation balances over bases (scheme://host:port) with cfg's ejection.
+func NewRotation(bases []string, cfg EjectionConfig) (*Rotation, error) {
+	b, err := newBalancer("rotation", bases, cfg, NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, err
+	}
+	return &Rotation{b: b}, nil
+}
+
+// Len is the number of replicas.
+func (r *Rotation) Len() int { return len(r.b.eps) }
+
+// Pick is the index of the replica to send to next, given those already
+// tried (by index): as the balancer picks; an index already tried means
+// every replica was.
+func (r *Rotation) Pick(tried []bool) int {
+	seen := map[*endpoint]bool{}
+	for i, t := range tried {
+		if t {
+			seen[r.b.eps[i]] = true
+		}
+	}
+	return slices.Index(r.b.eps, r.b.pick(seen, time.Now()))
+}
+
+// URL is replica i's base URL.
+func (r *Rotation) URL(i int) string { return r.b.eps[i].scheme + "://" + r.b.eps[i].host }
+
+// Failed counts a failure of replica i; hard (a refused connection) ejects it at once.
+func (r *Rotation) Failed(i int, hard bool, cause error) {
+	r.b.failed(r.b.eps[i], hard, time.Now(), cause)
+}
+
+// Succeeded ends replica i's failures and ejection.
+func (r *Rotation) Succeeded(i int) { r.b.succeeded(r.b.eps[i]) }

@@ -72,7 +72,11 @@ func New(e Endpoints, tlsCfg *tls.Config, conns int) *API {
 		}
 		*f = urls[0]
 		if len(urls) > 1 {
-			a.replicas[urls[0]] = newReplicaSet(urls)
+			rs, err := newReplicaSet(urls)
+			if err != nil { // a malformed -ledger/-session/... list: a start-up error
+				panic(fmt.Sprintf("strata.New: %v", err))
+			}
+			a.replicas[urls[0]] = rs
 		}
 	}
 	a.E = e
