@@ -65,7 +65,15 @@ func TestRedisSentinelFailover(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Replicated before the master dies: WAIT for the replica's ack.
+	// Replicated before the master dies: the replica may still be in its
+	// first full sync right after `up`, so wait until the master reports
+	// it online, then WAIT for its ack.
+	master := node(oldPort)
+	defer master.Close()
+	testenv.WaitFor(t, 30*time.Second, "the replica to be in sync", func() bool {
+		info, err := master.Info(ctx, "replication").Result()
+		return err == nil && strings.Contains(info, "state=online")
+	})
 	if n, err := rdb.Do(ctx, "WAIT", 1, 5000).Int(); err != nil || n != 1 {
 		t.Fatalf("WAIT 1: %d replicas acknowledged, %v", n, err)
 	}
