@@ -65,18 +65,26 @@ func TestRedisSentinelFailover(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Replicated before the master dies: the replica may still be in its
-	// first full sync right after `up`, so wait until the master reports
-	// it online, then WAIT for its ack.
-	master := node(oldPort)
-	defer master.Close()
-	testenv.WaitFor(t, 30*time.Second, "the replica to be in sync", func() bool {
-		info, err := master.Info(ctx, "replication").Result()
-		return err == nil && strings.Contains(info, "state=online")
+	// Replicated before the master dies. Right after `up` (or after an
+	// earlier failover) the replica may still be syncing, and on a busy
+	// machine its ack can take longer than the service client's 500 ms read
+	// timeout; so ask on a connection of its own with a patient timeout:
+	// a write, then WAIT on that same connection. Replication is ordered, so
+	// its ack covers every key written above.
+	waiter := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:" + strconv.Itoa(oldPort), TLSConfig: tlsConfig,
+		DialTimeout: time.Second, ReadTimeout: 10 * time.Second, PoolSize: 1, MaxRetries: -1})
+	defer waiter.Close()
+	testenv.WaitFor(t, 90*time.Second, "the replica to acknowledge the writes", func() bool {
+		if err := waiter.Set(ctx, "ha:test:synced", 1, time.Hour).Err(); err != nil {
+			t.Logf("SET on the master: %v", err)
+			return false
+		}
+		n, err := waiter.Do(ctx, "WAIT", 1, 5000).Int()
+		if err != nil || n != 1 {
+			t.Logf("WAIT 1: %d replicas acknowledged, %v", n, err)
+		}
+		return err == nil && n == 1
 	})
-	if n, err := rdb.Do(ctx, "WAIT", 1, 5000).Int(); err != nil || n != 1 {
-		t.Fatalf("WAIT 1: %d replicas acknowledged, %v", n, err)
-	}
 
 	// Serve reads and writes every 20 ms across the failover.
 	var (
