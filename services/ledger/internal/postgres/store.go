@@ -122,28 +122,42 @@ func (s *Store) Post(ctx context.Context, p ledger.Posting, decide func(from, to
 	// $2 is the idempotency key's lock (idempotency.Request.LockKey): a
 	// request whose key is in flight locks no account, so it answers 409 at
 	// once instead of queueing behind the request it duplicates. Nor does a
-	// request whose key is already completed ($3, $4: scope and key): it is
+	// request whose key is already completed ($4, $5: scope and key): it is
 	// a replay, answered from the claim's lookup, and waits for no transfer
 	// on its accounts. (Same snapshot rule as the claim: this statement
 	// starts after the advisory lock was granted, so it sees a key
 	// committed before.)
+	// The two ids are two parameters, not an array: Postgres then plans the
+	// prepared statement once (a generic plan, estimated at two rows like a
+	// custom one) instead of planning it again on every call, which cost
+	// about a tenth of Postgres's CPU per transfer.
 	const qLock = `SELECT ` + accountCols + ` FROM accounts
-	               WHERE id = ANY($1::uuid[]) AND ($2 = '' OR (pg_try_advisory_xact_lock(hashtextextended($2, 0))
-	                 AND NOT EXISTS (SELECT 1 FROM idempotency_keys WHERE scope = $3 AND key = $4)))
+	               WHERE id IN ($1::uuid, $3::uuid) AND ($2 = '' OR (pg_try_advisory_xact_lock(hashtextextended($2, 0))
+	                 AND NOT EXISTS (SELECT 1 FROM idempotency_keys WHERE scope = $4 AND key = $5)))
 	               ORDER BY id FOR UPDATE`
 	const qLockDeposit = `SELECT ` + accountCols + ` FROM accounts
-	                      WHERE (id = $1 OR (kind = 'settlement' AND currency = $5))
+	                      WHERE (id = $1 OR (kind = 'settlement' AND currency = $3))
 	                        AND ($2 = '' OR (pg_try_advisory_xact_lock(hashtextextended($2, 0))
-	                          AND NOT EXISTS (SELECT 1 FROM idempotency_keys WHERE scope = $3 AND key = $4)))
+	                          AND NOT EXISTS (SELECT 1 FROM idempotency_keys WHERE scope = $4 AND key = $5)))
 	                      ORDER BY id FOR UPDATE`
-	const qBalances = `UPDATE accounts SET balance = balance + d.delta
-	                   FROM (VALUES ($1::uuid, $2::bigint), ($3::uuid, $4::bigint)) AS d(id, delta)
-	                   WHERE accounts.id = d.id`
-	const qTransfer = `INSERT INTO transfers (id, kind, from_account_id, to_account_id, amount, currency, memo_ct, memo_dek, memo_kek, created_at)
-	                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, nullif($9, ''), $10)`
-	const qPostings = `INSERT INTO postings (transfer_id, account_id, amount, currency, balance_after, created_at)
-	                   VALUES ($1, $2, $3, $4, $5, $6), ($1, $7, $8, $4, $9, $6)`
-	const qOutbox = `INSERT INTO outbox (event_id, type, payload, traceparent) VALUES ($1, $2, $3, $4)`
+	// Every write of the transfer in one statement of data-modifying CTEs:
+	// both balances, the transfer, its two postings and the outbox event.
+	// Each part runs exactly once and to completion whether or not another
+	// reads it, all with the same snapshot; the foreign keys (postings to
+	// their transfer, both to the accounts) are checked at the statement's
+	// end, when every row is in. One statement instead of four is less work
+	// for Postgres per transfer (see docs/ledger.md, "Throughput").
+	const qWrite = `WITH balances AS (
+	                  UPDATE accounts SET balance = balance + d.delta
+	                  FROM (VALUES ($1::uuid, $2::bigint), ($3::uuid, $4::bigint)) AS d(id, delta)
+	                  WHERE accounts.id = d.id),
+	                transfer AS (
+	                  INSERT INTO transfers (id, kind, from_account_id, to_account_id, amount, currency, memo_ct, memo_dek, memo_kek, created_at)
+	                  VALUES ($5, $6, $1, $3, $4, $7, $8, $9, nullif($10, ''), $11)),
+	                postings AS (
+	                  INSERT INTO postings (transfer_id, account_id, amount, currency, balance_after, created_at)
+	                  VALUES ($5, $1, $2, $7, $12, $11), ($5, $3, $4, $7, $13, $11))
+	                INSERT INTO outbox (event_id, type, payload, traceparent) VALUES ($14, $15, $16, $17)`
 
 	var out ledger.Transfer
 	err := s.inPipelinedTx(ctx, func(tx *pipelinedTx) error {
@@ -166,9 +180,9 @@ func (s *Store) Post(ctx context.Context, p ledger.Posting, decide func(from, to
 			return rows.Err()
 		}
 		if p.From == "" {
-			b.Queue(qLockDeposit, p.To, lockKey, scope, key, p.Currency).Query(collect)
+			b.Queue(qLockDeposit, binaryUUID(p.To), lockKey, p.Currency, scope, key).Query(collect)
 		} else {
-			b.Queue(qLock, []string{p.From, p.To}, lockKey, scope, key).Query(collect)
+			b.Queue(qLock, binaryUUID(p.From), lockKey, binaryUUID(p.To), scope, key).Query(collect)
 		}
 		if err := tx.Send(ctx, b); err != nil {
 			return err
@@ -186,8 +200,8 @@ func (s *Store) Post(ctx context.Context, p ledger.Posting, decide func(from, to
 		if err != nil {
 			return err
 		}
-		eventID := uuid.NewString()
-		ev, err := json.Marshal(ledger.TransferPosted{EventID: eventID, Type: ledger.EventTransferPosted,
+		eventID := uuid.New()
+		ev, err := json.Marshal(ledger.TransferPosted{EventID: eventID.String(), Type: ledger.EventTransferPosted,
 			OccurredAt: t.CreatedAt, TransferID: t.ID, FromAccountID: from.ID, ToAccountID: to.ID,
 			Amount: t.Amount, Currency: t.Currency, FromOwner: from.Owner, ToOwner: to.Owner})
 		if err != nil {
@@ -195,10 +209,8 @@ func (s *Store) Post(ctx context.Context, p ledger.Posting, decide func(from, to
 		}
 
 		w := &pgx.Batch{}
-		w.Queue(qBalances, from.ID, -t.Amount, to.ID, t.Amount)
-		w.Queue(qTransfer, t.ID, t.Kind, from.ID, to.ID, t.Amount, t.Currency, p.Memo.Ciphertext, p.Memo.WrappedKey, p.Memo.KEKID, t.CreatedAt)
-		w.Queue(qPostings, t.ID, from.ID, -t.Amount, t.Currency, from.Balance-t.Amount, t.CreatedAt, to.ID, t.Amount, to.Balance+t.Amount)
-		w.Queue(qOutbox, eventID, ledger.EventTransferPosted, ev, ledger.TraceParent(ctx))
+		w.Queue(qWrite, binaryUUID(from.ID), -t.Amount, binaryUUID(to.ID), t.Amount, binaryUUID(t.ID), t.Kind, t.Currency, p.Memo.Ciphertext, p.Memo.WrappedKey, p.Memo.KEKID,
+			t.CreatedAt, from.Balance-t.Amount, to.Balance+t.Amount, eventID, ledger.EventTransferPosted, ev, ledger.TraceParent(ctx))
 		if idem != nil {
 			if err := idem.QueueComplete(ctx, w, t); err != nil {
 				return err
@@ -220,6 +232,17 @@ func (s *Store) Post(ctx context.Context, p ledger.Posting, decide func(from, to
 		return nil
 	})
 	return out, err
+}
+
+// binaryUUID returns id as a uuid.UUID, which pgx sends in binary: a Go
+// string always goes as text, and Postgres would parse it again on every
+// call. An id that is not a UUID stays a string, for Postgres to refuse
+// (22P02, "not found").
+func binaryUUID(id string) any {
+	if u, err := uuid.Parse(id); err == nil {
+		return u
+	}
+	return id
 }
 
 // pick finds the posting's two accounts among the locked rows.
