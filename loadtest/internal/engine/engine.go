@@ -132,6 +132,12 @@ type StepSummary struct {
 	ShedSentP99 float64 `json:"shed_sent_p99_ms"`
 	LagP99      float64 `json:"lag_p99_ms"`
 	Failed      int64   `json:"failed"`
+	// GeneratorCPU is the CPU this process used during the step, in cores;
+	// MachineBusy the share of all the machine's CPUs that were busy (0-1).
+	// On one machine, the generator competes with the system it loads.
+	// Both 0 where the operating system does not tell (Linux does).
+	GeneratorCPU float64 `json:"generator_cpu_cores,omitempty"`
+	MachineBusy  float64 `json:"machine_busy,omitempty"`
 }
 
 type window struct {
@@ -329,7 +335,9 @@ func Run(ctx context.Context, cfg Config) Summary {
 		stepHist[si] = [5]*hdr.Histogram{newHist(), newHist(), newHist(), newHist(), newHist()}
 		stepCnt[si] = &[3]int64{}
 	}
+	stepUse := make([]cpuUse, len(cfg.Steps))
 	for si, st := range cfg.Steps {
+		use0 := readCPU()
 		interval := time.Duration(float64(time.Second) / st.Rate)
 		n := int64(0)
 		end := stepStart.Add(st.Duration)
@@ -363,6 +371,7 @@ func Run(ctx context.Context, cfg Config) Summary {
 			n++
 		}
 		stepStart = end
+		stepUse[si] = readCPU().since(use0)
 	}
 	pending = append(pending, closed{w: current, t: sec})
 	wg.Wait()
@@ -395,7 +404,8 @@ func Run(ctx context.Context, cfg Config) Summary {
 		}
 		sum.Steps = append(sum.Steps, StepSummary{Label: st.Label, OfferedRate: st.Rate, Goodput: float64(c[0]) / secs,
 			ShedRate: float64(c[1]) / secs, P50: ms(h[0], 50), P99: ms(h[0], 99), ShedP99: ms(h[1], 99),
-			SentP99: ms(h[2], 99), ShedSentP99: ms(h[3], 99), LagP99: ms(h[4], 99), Failed: c[2]})
+			SentP99: ms(h[2], 99), ShedSentP99: ms(h[3], 99), LagP99: ms(h[4], 99), Failed: c[2],
+			GeneratorCPU: stepUse[si].selfCores, MachineBusy: stepUse[si].busy})
 	}
 	return sum
 }

@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/strata-ref/strata/loadtest/internal/engine"
@@ -44,6 +45,9 @@ func Goals(name string, s engine.Summary) []report.Check {
 		}
 		add("p99 of 429s <= 0.1x p99 of served", s.ShedP99 <= 0.1*s.P99, "%.1f ms vs %.1f ms", s.ShedP99, s.P99)
 		add("no crash: no transport errors or unplanned 5xx", s.Failed == 0, "%d failed", s.Failed)
+		if ok, detail, sampled := boundedMemory(s); sampled {
+			add(fmt.Sprintf("bounded memory: every service under %d MiB at every step, goroutines back after", ServiceMemoryLimitMiB), ok, "%s", detail)
+		}
 		add("recovers within 30 s after the overload", recovered(s, "0.7x after") <= 30,
 			"clean (no 429, served >= 95%% of offered) %d s into the last step", recovered(s, "0.7x after"))
 	case "breaker":
@@ -74,4 +78,50 @@ func recovered(s engine.Summary, label string) int {
 		}
 	}
 	return 999
+}
+
+// ServiceMemoryLimitMiB is the memory limit every Strata service runs
+// under in docker-compose.yml (x-service-defaults): the overload scenario's
+// bound on each service's resident memory, 10x included.
+const ServiceMemoryLimitMiB = 256
+
+// boundedMemory checks, per service, that resident memory stayed under
+// ServiceMemoryLimitMiB through every step (what the limiter admits and the
+// HTTP/2 stream limit lets wait is bounded, whatever the offered load), and
+// that once the overload is over the goroutines came back to within 2x
+// (plus 50) of the 0.7x step's: requests that were shed or queued left
+// nothing behind. sampled is false when the run has no memory samples
+// (metrics unreachable).
+func boundedMemory(s engine.Summary) (ok bool, detail string, sampled bool) {
+	peak := map[string]map[string]float64{} // step -> gauge -> max
+	last := map[string]map[string]float64{} // step -> gauge -> last sample
+	top := map[string]float64{}             // gauge -> max over the run
+	for _, sec := range s.Seconds {
+		if peak[sec.Step] == nil {
+			peak[sec.Step], last[sec.Step] = map[string]float64{}, map[string]float64{}
+		}
+		for k, v := range sec.Gauges {
+			if strings.HasSuffix(k, " rss") || strings.HasSuffix(k, " goroutines") {
+				peak[sec.Step][k] = max(peak[sec.Step][k], v)
+				last[sec.Step][k] = v
+				top[k] = max(top[k], v)
+			}
+		}
+	}
+	var parts []string
+	ok = true
+	for k, most := range top {
+		svc, isRSS := strings.CutSuffix(k, " rss")
+		if !isRSS {
+			continue
+		}
+		sampled = true
+		g0, gEnd := last["0.7x"][svc+" goroutines"], last["0.7x after"][svc+" goroutines"]
+		leaked := g0 > 0 && gEnd > 2*g0+50
+		ok = ok && most < ServiceMemoryLimitMiB && !leaked
+		parts = append(parts, fmt.Sprintf("%s RSS %.0f/%.0f/%.0f MiB at 0.7x/4x/10x (max %.0f), goroutines %.0f -> %.0f",
+			svc, peak["0.7x"][k], peak["4.0x"][k], peak["10.0x"][k], most, g0, gEnd))
+	}
+	sort.Strings(parts)
+	return ok, strings.Join(parts, "; "), sampled
 }

@@ -122,6 +122,7 @@ func Execute(ctx context.Context, spec Spec, o Options) (Outcome, error) {
 		close(faultDone)
 	}
 	sampler := NewSampler(o.TLS, o.Services)
+	shed0, served0 := sampler.serverDurations(ctx)
 	sum := engine.Run(ctx, engine.Config{Steps: steps, Target: pop.Target(spec.Mix, acked), RetryOn429: true, MaxInFlight: o.MaxInFlight,
 		Sample: sampler.Sample, OnSecond: func(s engine.Second) { fmt.Fprintln(w, Live(s)) }})
 	<-faultDone
@@ -129,11 +130,21 @@ func Execute(ctx context.Context, spec Spec, o Options) (Outcome, error) {
 	fmt.Fprintf(w, "\nsummary: offered %d, served %d, shed %d, unavailable %d, failed %d, dropped %d, retried %d; p50 %.1f ms, p99 %.1f ms, 429 p99 %.1f ms (from due time)\n",
 		sum.Offered, sum.Served, sum.Shed, sum.Unavailable, sum.Failed, sum.Dropped, sum.Retried, sum.P50, sum.P99, sum.ShedP99)
 	fmt.Fprintf(w, "from send time: p99 %.1f ms, 429 p99 %.1f ms; generator lag p99 %.1f ms\n", sum.P99Sent, sum.ShedP99Sent, sum.LagP99)
-	fmt.Fprintf(w, "%-12s %10s %10s %10s %9s %9s %10s | %9s %10s %9s\n", "step", "offered/s", "goodput/s", "shed/s", "p50 ms", "p99 ms", "429 p99",
-		"sent p99", "sent 429", "lag p99")
+	fmt.Fprintf(w, "%-12s %10s %10s %10s %9s %9s %10s | %9s %10s %9s | %9s %9s\n", "step", "offered/s", "goodput/s", "shed/s", "p50 ms", "p99 ms", "429 p99",
+		"sent p99", "sent 429", "lag p99", "gen CPU", "mach busy")
 	for _, s := range sum.Steps {
-		fmt.Fprintf(w, "%-12s %10.0f %10.0f %10.0f %9.1f %9.1f %10.1f | %9.1f %10.1f %9.1f\n", s.Label, s.OfferedRate, s.Goodput, s.ShedRate, s.P50, s.P99, s.ShedP99,
-			s.SentP99, s.ShedSentP99, s.LagP99)
+		fmt.Fprintf(w, "%-12s %10.0f %10.0f %10.0f %9.1f %9.1f %10.1f | %9.1f %10.1f %9.1f | %9.2f %8.0f%%\n", s.Label, s.OfferedRate, s.Goodput, s.ShedRate, s.P50, s.P99, s.ShedP99,
+			s.SentP99, s.ShedSentP99, s.LagP99, s.GeneratorCPU, 100*s.MachineBusy)
+	}
+	fmt.Fprintln(w, "(gen CPU: the generator's own CPU in cores; mach busy: all CPUs of the machine, the system and the generator together)")
+	shed1, served1 := sampler.serverDurations(context.WithoutCancel(ctx))
+	if shedP99, nShed := shed1.minus(shed0).quantile(0.99); nShed > 0 {
+		servedP99, nServed := served1.minus(served0).quantile(0.99)
+		line := fmt.Sprintf("inside the services (their own request-duration histograms, from the start of the handler chain): 429 p99 %.1f ms over %.0f, 2xx p99 %.1f ms over %.0f; "+
+			"the generator saw 429 p99 %.1f ms, 2xx p99 %.1f ms: the difference waited before the services' code ran (TLS, HTTP/2, a free CPU)",
+			shedP99, nShed, servedP99, nServed, sum.ShedP99, sum.P99)
+		fmt.Fprintln(w, line)
+		note("%s.", strings.ToUpper(line[:1])+line[1:])
 	}
 	kinds := make([]string, 0, len(sum.ByKind))
 	for k := range sum.ByKind {

@@ -87,9 +87,10 @@ func NewSampler(src *mtls.Source, services []Service) *Sampler {
 	return s
 }
 
-// Sample returns gauges named "<service> breaker <dependency>" and
+// Sample returns gauges named "<service> breaker <dependency>",
 // "<service> limit", "<service> inflight", "<service> queued" (the public
-// listener's limiter; the service's Label: "ledger-b" for a replica).
+// listener's limiter), "<service> rss" (resident memory, MiB) and
+// "<service> goroutines" (the service's Label: "ledger-b" for a replica).
 func (s *Sampler) Sample(ctx context.Context) map[string]float64 {
 	out := map[string]float64{}
 	var mu sync.Mutex
@@ -153,6 +154,14 @@ func (s *Sampler) scrape(ctx context.Context, svc Service) (map[string]float64, 
 			name, rest, _ := strings.Cut(dep, `"}`)
 			if v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64); err == nil {
 				out["breaker "+name] = v
+			}
+		case strings.HasPrefix(line, "process_resident_memory_bytes "):
+			if v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(line, "process_resident_memory_bytes ")), 64); err == nil {
+				out["rss"] = v / (1 << 20) // MiB
+			}
+		case strings.HasPrefix(line, "go_goroutines "):
+			if v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(line, "go_goroutines ")), 64); err == nil {
+				out["goroutines"] = v
 			}
 		default:
 			for _, g := range []string{"limit", "inflight", "queued"} {

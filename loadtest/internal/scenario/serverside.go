@@ -1,0 +1,109 @@
+package scenario
+
+import (
+	"bufio"
+	"context"
+	"math"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Inside is latency as the services measured it: from the moment their
+// HTTP handler chain starts (after TLS, HTTP/2 framing and any wait for a
+// CPU) to the response, from each public listener's
+// http_server_request_duration_seconds. Beside the generator's figures it
+// tells time spent in the services' own code (the limiter's queue
+// included) from time spent before it.
+type Inside struct {
+	ShedP99, ServedP99 float64 // ms, over every service's public listener
+	Shed, Served       float64 // counts
+}
+
+// durations is the cumulative bucket counts of a histogram, by upper bound.
+type durations map[float64]float64
+
+// serverDurations scrapes every service's public request-duration
+// histograms, summed over routes and services: 429s and 2xx apart.
+func (s *Sampler) serverDurations(ctx context.Context) (shed, served durations) {
+	shed, served = durations{}, durations{}
+	for _, svc := range s.services {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, svc.Internal+"/metrics", nil)
+		resp, err := s.clients[svc.Name].Do(req)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			labels, ok := strings.CutPrefix(line, "http_server_request_duration_seconds_bucket{")
+			if !ok || !strings.Contains(labels, `listener="public"`) {
+				continue
+			}
+			le, value := between(labels, `le="`, `"`), line[strings.LastIndexByte(line, ' ')+1:]
+			bound, err1 := strconv.ParseFloat(le, 64)
+			n, err2 := strconv.ParseFloat(value, 64)
+			if err1 != nil || err2 != nil {
+				continue
+			}
+			switch code := between(labels, `code="`, `"`); {
+			case code == "429":
+				shed[bound] += n
+			case strings.HasPrefix(code, "2"):
+				served[bound] += n
+			}
+		}
+		resp.Body.Close()
+	}
+	return shed, served
+}
+
+func between(s, start, end string) string {
+	_, rest, ok := strings.Cut(s, start)
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(rest, end)
+	return v
+}
+
+// minus is d - before, bucket by bucket (the run's own requests).
+func (d durations) minus(before durations) durations {
+	out := durations{}
+	for le, n := range d {
+		out[le] = n - before[le]
+	}
+	return out
+}
+
+// quantile is the q-th quantile in ms (upper bound of the bucket it falls
+// in, as Prometheus's histogram_quantile would interpolate within it) and
+// the count.
+func (d durations) quantile(q float64) (ms, count float64) {
+	bounds := make([]float64, 0, len(d))
+	for le := range d {
+		bounds = append(bounds, le)
+	}
+	sort.Float64s(bounds)
+	if len(bounds) == 0 {
+		return 0, 0
+	}
+	total := d[bounds[len(bounds)-1]] // +Inf
+	if total <= 0 {
+		return 0, 0
+	}
+	rank, prevBound, prevCount := q*total, 0.0, 0.0
+	for _, le := range bounds {
+		if d[le] >= rank {
+			if math.IsInf(le, 1) {
+				return prevBound * 1000, total
+			}
+			frac := (rank - prevCount) / max(d[le]-prevCount, 1)
+			return (prevBound + frac*(le-prevBound)) * 1000, total
+		}
+		prevBound, prevCount = le, d[le]
+	}
+	return prevBound * 1000, total
+}
