@@ -327,6 +327,7 @@ func retryTx(ctx context.Context, attempt func() error) error {
 type pipelinedTx struct {
 	conn *pgxpool.Conn
 	open bool // BEGIN was sent and no COMMIT succeeded
+	sent int  // batches that ran
 }
 
 const (
@@ -344,7 +345,11 @@ func (t *pipelinedTx) Begin() *pgx.Batch {
 
 // Send runs b inside the transaction.
 func (t *pipelinedTx) Send(ctx context.Context, b *pgx.Batch) error {
-	return t.conn.SendBatch(ctx, b).Close()
+	if err := t.conn.SendBatch(ctx, b).Close(); err != nil {
+		return err
+	}
+	t.sent++
+	return nil
 }
 
 // Commit runs b with COMMIT queued behind it.
@@ -379,6 +384,16 @@ func (s *Store) runPipelined(ctx context.Context, fn func(*pipelinedTx) error) e
 	defer conn.Release()
 	tx := &pipelinedTx{conn: conn}
 	err = fn(tx)
+	if err != nil && tx.sent == 0 && conn.Conn().IsClosed() && ctx.Err() == nil {
+		// The first batch found its connection dead: Postgres restarted
+		// (or dropped it) since the pool last used it. Nothing of the
+		// transaction can have committed, so it runs again; and a restart
+		// kills every connection the pool holds, so they all go now rather
+		// than each failing one request later (pgxpool pings only those
+		// idle for over a second).
+		s.pool.Reset()
+		return fmt.Errorf("%w: %v", errConnLost, err)
+	}
 	if err != nil && tx.open {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
@@ -389,7 +404,14 @@ func (s *Store) runPipelined(ctx context.Context, fn func(*pipelinedTx) error) e
 	return err
 }
 
+// errConnLost marks a transaction attempt whose connection was found dead
+// before anything of it could commit.
+var errConnLost = errors.New("connection lost before the transaction's first answer")
+
 func retryable(err error) bool {
+	if errors.Is(err, errConnLost) {
+		return true
+	}
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) && (pg.Code == "40001" || pg.Code == "40P01") {
 		return true
@@ -413,7 +435,7 @@ func translate(op string, err error) error {
 		return fmt.Errorf("%s: retries exhausted: %w", op, ledger.ErrUnavailable)
 	case errors.As(err, &pg):
 		return fmt.Errorf("%s: %w", op, err)
-	case pgconn.Timeout(err), isConnError(err):
+	case pgconn.Timeout(err), isConnError(err), errors.Is(err, errConnLost):
 		return fmt.Errorf("%s: %v: %w", op, err, ledger.ErrUnavailable)
 	default:
 		return err

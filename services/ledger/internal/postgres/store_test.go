@@ -1,0 +1,77 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/strata-ref/strata/libs/testenv"
+	"github.com/strata-ref/strata/services/ledger/internal/ledger"
+	"github.com/strata-ref/strata/services/ledger/internal/postgres"
+)
+
+// TestPostRunsAgainOnAConnectionFoundDead kills the pool's connections on
+// the server, as a Postgres restart does, and posts at once: the first
+// transfer finds its connection dead before anything of it ran, the pool is
+// reset and the transfer runs again on a new connection. No transfer fails
+// and none is posted twice.
+func TestPostRunsAgainOnAConnectionFoundDead(t *testing.T) {
+	st, base, admin := relaySchema(t)
+	ctx := context.Background()
+	pool := openPool(t, st, base+"&search_path="+schema, true)
+	store := postgres.New(pool)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	sealed := ledger.Sealed{Ciphertext: []byte{1}, WrappedKey: []byte{2}, KEKID: "test"}
+	from, to := uuid.NewString(), uuid.NewString()
+	for _, id := range []string{from, to} {
+		if err := store.CreateAccount(ctx, ledger.Account{ID: id, Owner: "conn-test", Currency: "EUR", Region: "eu", CreatedAt: now}, sealed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	post := func(p ledger.Posting) error {
+		_, err := store.Post(ctx, p, func(f, to ledger.Account) (ledger.Transfer, error) {
+			return ledger.Transfer{ID: p.ID, FromAccountID: f.ID, ToAccountID: to.ID, Amount: p.Amount, Currency: p.Currency,
+				Kind: p.Kind, CreatedAt: p.CreatedAt}, nil
+		})
+		return err
+	}
+	if err := post(ledger.Posting{ID: uuid.NewString(), To: from, Amount: 1000, Currency: "EUR", Kind: ledger.DepositKind, CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Every connection the pool holds, then each one terminated on the server.
+	var pids []uint32
+	var conns []*pgxpool.Conn
+	for range pool.Config().MaxConns {
+		c, err := pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		pids = append(pids, c.Conn().PgConn().PID())
+	}
+	for _, c := range conns {
+		c.Release()
+	}
+	if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid`, pids); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "the backends to end", func() bool {
+		var n int
+		return admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])`, pids).Scan(&n) == nil && n == 0
+	})
+
+	const transfers = 8
+	for i := range transfers {
+		if err := post(ledger.Posting{ID: uuid.NewString(), From: from, To: to, Amount: 10, Currency: "EUR", Kind: ledger.TransferKind, CreatedAt: now}); err != nil {
+			t.Fatalf("transfer %d after the connections died: %v", i+1, err)
+		}
+	}
+	var balance int64
+	if err := admin.QueryRow(ctx, `SELECT balance FROM `+schema+`.accounts WHERE id = $1`, to).Scan(&balance); err != nil || balance != 10*transfers {
+		t.Fatalf("balance %d, %v: want %d (each transfer exactly once)", balance, err, 10*transfers)
+	}
+}
