@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/exaring/otelpgx"
@@ -62,10 +63,20 @@ func Open(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 	if err != nil {
 		return nil, err
 	}
+	var self atomic.Pointer[pgxpool.Pool]
+	pc.ConnConfig.OnPgError = func(_ *pgconn.PgConn, e *pgconn.PgError) bool {
+		if serverGone(e) {
+			if p := self.Load(); p != nil {
+				p.Reset()
+			}
+		}
+		return e.Severity != "FATAL" // pgconn's default: a FATAL closes the connection
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("postgres pool: %w", err)
 	}
+	self.Store(pool)
 	if err := waitReady(ctx, pool, cfg.StartTimeout); err != nil {
 		pool.Close()
 		return nil, err
@@ -83,6 +94,18 @@ func Open(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 		}
 	}
 	return pool, nil
+}
+
+// serverGone reports a FATAL error that ends a session for a reason every
+// session of the pool shares: the server shut down (57P01, also what
+// pg_terminate_backend sends), crashed (57P02) or is starting (57P03).
+// After a restart, each pooled connection learns it only when next used,
+// and pgxpool pings before use only those idle for over a second, so each
+// would fail one query, for seconds after the server is back. Open resets
+// the pool on the first such error instead: the idle connections are all
+// dropped at once and new ones dialled.
+func serverGone(e *pgconn.PgError) bool {
+	return e.Severity == "FATAL" && (e.Code == "57P01" || e.Code == "57P02" || e.Code == "57P03")
 }
 
 // PoolConfig is the pool configuration Open uses: the URL checked for
