@@ -3,9 +3,6 @@ package pgstore
 import (
 	"context"
 	"testing"
-	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/strata-ref/strata/libs/testenv"
 )
@@ -30,26 +27,7 @@ func TestServerGoneResetsThePool(t *testing.T) {
 	}
 	defer admin.Close()
 
-	held := make([]*pgxpool.Conn, 0, conns)
-	pids := make([]uint32, 0, conns)
-	for range conns {
-		c, err := pool.Acquire(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, c)
-		pids = append(pids, c.Conn().PgConn().PID())
-	}
-	for _, c := range held {
-		c.Release()
-	}
-	if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid`, pids); err != nil {
-		t.Fatal(err)
-	}
-	testenv.WaitFor(t, 10*time.Second, "the backends to end", func() bool {
-		var n int
-		return admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])`, pids).Scan(&n) == nil && n == 0
-	})
+	testenv.TerminateBackends(t, pool, admin)
 
 	failed := 0
 	for range 2 * conns {

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/strata-ref/strata/libs/testenv"
 	"github.com/strata-ref/strata/services/ledger/internal/ledger"
@@ -42,27 +41,7 @@ func TestPostRunsAgainOnAConnectionFoundDead(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Every connection the pool holds, then each one terminated on the server.
-	var pids []uint32
-	var conns []*pgxpool.Conn
-	for range pool.Config().MaxConns {
-		c, err := pool.Acquire(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-		pids = append(pids, c.Conn().PgConn().PID())
-	}
-	for _, c := range conns {
-		c.Release()
-	}
-	if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid`, pids); err != nil {
-		t.Fatal(err)
-	}
-	testenv.WaitFor(t, 10*time.Second, "the backends to end", func() bool {
-		var n int
-		return admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])`, pids).Scan(&n) == nil && n == 0
-	})
+	testenv.TerminateBackends(t, pool, admin) // as a Postgres restart does
 
 	const transfers = 8
 	for i := range transfers {
