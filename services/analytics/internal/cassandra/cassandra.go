@@ -7,6 +7,7 @@ package cassandra
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -84,10 +85,31 @@ func cluster(cfg Config, keyspace string) *gocql.ClusterConfig {
 	// A node that was down or hung is retried every second (the default is
 	// a minute), so the service recovers on its own soon after the node does.
 	c.ReconnectInterval = time.Second
-	// No driver-level retries: the breaker decides, and the client (or the
-	// ledger's outbox) retries the whole idempotent request.
-	c.RetryPolicy = nil
+	// One retry, on another replica, and only for a statement whose node
+	// gave no answer (its connection closed or the node went away under
+	// it: a node stopping, in a ring). Every statement here is idempotent.
+	// An answer from Cassandra (timeout at the consistency level,
+	// unavailable, overloaded) is not retried: the breaker decides, and
+	// the client (or the ledger's outbox) retries the whole request.
+	c.RetryPolicy = NodeLostRetry{}
 	return c
+}
+
+// NodeLostRetry is the driver's retry policy: one more attempt on the next
+// host when the error is not a response from Cassandra.
+type NodeLostRetry struct{}
+
+// Attempt allows one retry.
+func (NodeLostRetry) Attempt(q gocql.RetryableQuery) bool { return q.Attempts() <= 1 }
+
+// GetRetryType sends the retry to the next host for a lost node and gives
+// up on anything Cassandra answered.
+func (NodeLostRetry) GetRetryType(err error) gocql.RetryType {
+	var answered gocql.RequestError
+	if errors.As(err, &answered) {
+		return gocql.Rethrow
+	}
+	return gocql.RetryNextHost
 }
 
 func connect(ctx context.Context, cfg Config, keyspace string) (*gocql.Session, error) {
