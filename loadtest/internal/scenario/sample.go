@@ -136,59 +136,71 @@ func (s *Sampler) Gauge(ctx context.Context, service, series string) (float64, e
 	return 0, fmt.Errorf("no service %s", service)
 }
 
-func (s *Sampler) scrape(ctx context.Context, svc Service) (map[string]float64, error) {
+// metrics reads svc's /metrics and hands each line to each, until each
+// returns false or the text ends.
+func (s *Sampler) metrics(ctx context.Context, svc Service, each func(line string) bool) error {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, svc.Internal+"/metrics", nil)
 	resp, err := s.clients[svc.Name].Do(req)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
-	out := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(line, `strata_breaker_state{dependency="`):
-			dep := strings.TrimPrefix(line, `strata_breaker_state{dependency="`)
-			name, rest, _ := strings.Cut(dep, `"}`)
-			if v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64); err == nil {
-				out["breaker "+name] = v
-			}
-		case strings.HasPrefix(line, "process_resident_memory_bytes "):
-			if v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(line, "process_resident_memory_bytes ")), 64); err == nil {
-				out["rss"] = v / (1 << 20) // MiB
-			}
-		case strings.HasPrefix(line, "go_goroutines "):
-			if v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(line, "go_goroutines ")), 64); err == nil {
-				out["goroutines"] = v
-			}
-		default:
-			for _, g := range []string{"limit", "inflight", "queued"} {
-				if rest, ok := strings.CutPrefix(line, `strata_limiter_`+g+`{listener="public"} `); ok {
-					if v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64); err == nil {
-						out[g] = v
-					}
-				}
-			}
+		if !each(sc.Text()) {
+			return nil
 		}
 	}
-	return out, sc.Err()
+	return sc.Err()
+}
+
+// value parses the sample of line if it starts with prefix (a series name
+// and its labels, up to the space before the value).
+func value(line, prefix string) (float64, bool) {
+	rest, ok := strings.CutPrefix(line, prefix)
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+	return v, err == nil
+}
+
+func (s *Sampler) scrape(ctx context.Context, svc Service) (map[string]float64, error) {
+	out := map[string]float64{}
+	err := s.metrics(ctx, svc, func(line string) bool {
+		if dep, ok := strings.CutPrefix(line, `strata_breaker_state{dependency="`); ok {
+			name, _, _ := strings.Cut(dep, `"}`)
+			if v, ok := value(dep, name+`"}`); ok {
+				out["breaker "+name] = v
+			}
+			return true
+		}
+		if v, ok := value(line, "process_resident_memory_bytes "); ok {
+			out["rss"] = v / (1 << 20) // MiB
+		}
+		if v, ok := value(line, "go_goroutines "); ok {
+			out["goroutines"] = v
+		}
+		for _, g := range []string{"limit", "inflight", "queued"} {
+			if v, ok := value(line, `strata_limiter_`+g+`{listener="public"} `); ok {
+				out[g] = v
+			}
+		}
+		return true
+	})
+	return out, err
 }
 
 func (s *Sampler) scrapeRaw(ctx context.Context, svc Service, series string) (float64, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, svc.Internal+"/metrics", nil)
-	resp, err := s.clients[svc.Name].Do(req)
-	if err != nil {
-		return 0, err
+	var v float64
+	found := false
+	err := s.metrics(ctx, svc, func(line string) bool {
+		v, found = value(line, series+" ")
+		return !found
+	})
+	if err == nil && !found {
+		err = fmt.Errorf("%s: no series %s", svc.Name, series)
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(rest), 64)
-		}
-	}
-	return 0, fmt.Errorf("%s: no series %s", svc.Name, series)
+	return v, err
 }

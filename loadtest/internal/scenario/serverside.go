@@ -1,10 +1,8 @@
 package scenario
 
 import (
-	"bufio"
 	"context"
 	"math"
-	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,24 +27,15 @@ type durations map[float64]float64
 func (s *Sampler) serverDurations(ctx context.Context) (shed, served durations) {
 	shed, served = durations{}, durations{}
 	for _, svc := range s.services {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, svc.Internal+"/metrics", nil)
-		resp, err := s.clients[svc.Name].Do(req)
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
+		_ = s.metrics(ctx, svc, func(line string) bool { // a service that does not answer adds nothing
 			labels, ok := strings.CutPrefix(line, "http_server_request_duration_seconds_bucket{")
 			if !ok || !strings.Contains(labels, `listener="public"`) {
-				continue
+				return true
 			}
-			le, value := between(labels, `le="`, `"`), line[strings.LastIndexByte(line, ' ')+1:]
-			bound, err1 := strconv.ParseFloat(le, 64)
-			n, err2 := strconv.ParseFloat(value, 64)
+			bound, err1 := strconv.ParseFloat(between(labels, `le="`, `"`), 64)
+			n, err2 := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
 			if err1 != nil || err2 != nil {
-				continue
+				return true
 			}
 			switch code := between(labels, `code="`, `"`); {
 			case code == "429":
@@ -54,8 +43,8 @@ func (s *Sampler) serverDurations(ctx context.Context) (shed, served durations) 
 			case strings.HasPrefix(code, "2"):
 				served[bound] += n
 			}
-		}
-		resp.Body.Close()
+			return true
+		})
 	}
 	return shed, served
 }
