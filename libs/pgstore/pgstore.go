@@ -108,6 +108,19 @@ func serverGone(e *pgconn.PgError) bool {
 	return e.Severity == "FATAL" && (e.Code == "57P01" || e.Code == "57P02" || e.Code == "57P03")
 }
 
+// ConnLost reports whether conn, whose statement just failed, was lost
+// under it (closed, and not because ctx ended), and then resets pool: a
+// server that went away without a word (killed, or the network dropped)
+// has lost every connection of the pool, which serverGone cannot see. The
+// caller decides whether what it sent may run again.
+func ConnLost(ctx context.Context, pool *pgxpool.Pool, conn *pgxpool.Conn) bool {
+	if ctx.Err() != nil || !conn.Conn().IsClosed() {
+		return false
+	}
+	pool.Reset()
+	return true
+}
+
 // PoolConfig is the pool configuration Open uses: the URL checked for
 // verify-full, the workload's TLS on every host, and the timeouts that let
 // a multi-host URL move to a promoted primary quickly.

@@ -27,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/strata-ref/strata/libs/idempotency"
+	"github.com/strata-ref/strata/libs/pgstore"
 	"github.com/strata-ref/strata/services/ledger/internal/ledger"
 )
 
@@ -384,14 +385,12 @@ func (s *Store) runPipelined(ctx context.Context, fn func(*pipelinedTx) error) e
 	defer conn.Release()
 	tx := &pipelinedTx{conn: conn}
 	err = fn(tx)
-	if err != nil && tx.sent == 0 && conn.Conn().IsClosed() && ctx.Err() == nil {
+	if err != nil && tx.sent == 0 && pgstore.ConnLost(ctx, s.pool, conn) {
 		// The first batch found its connection dead: Postgres restarted
-		// (or dropped it) since the pool last used it. Nothing of the
-		// transaction can have committed, so it runs again; and a restart
-		// kills every connection the pool holds, so they all go now rather
-		// than each failing one request later (pgxpool pings only those
-		// idle for over a second).
-		s.pool.Reset()
+		// (or dropped it) since the pool last used it, and pgxpool pings
+		// only connections idle for over a second. Nothing of the
+		// transaction can have committed, so it runs again (ConnLost has
+		// reset the pool: the other dead connections go at once).
 		return fmt.Errorf("%w: %v", errConnLost, err)
 	}
 	if err != nil && tx.open {
