@@ -150,8 +150,10 @@ func TestBenchmarkAgainstPgbench(t *testing.T) {
 		if restore, err := splitCPUs(h); err != nil {
 			fmt.Printf("split placement skipped: %v\n", err)
 		} else {
-			results = append(results, measure("split"))
-			restore()
+			func() {
+				defer restore() // also when a failing round ends the test
+				results = append(results, measure("split"))
+			}()
 		}
 	}
 	checkInvariants(t, h)
