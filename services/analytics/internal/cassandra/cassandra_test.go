@@ -26,3 +26,17 @@ func TestNodeLostRetryRetriesOnlyUnansweredStatements(t *testing.T) {
 		}
 	}
 }
+
+// The driver consults its retry policy only for an idempotent statement,
+// and a batch is idempotent only when every entry says so.
+func TestBatchesAreRetryable(t *testing.T) {
+	b := &gocql.Batch{}
+	addIdempotent(b, []stmt{{q: insertEvent}, {q: insertDay}})
+	if len(b.Entries) != 2 || !b.IsIdempotent() {
+		t.Fatalf("batch of %d entries, idempotent %v: the driver would not retry it on another node", len(b.Entries), b.IsIdempotent())
+	}
+	b.Query(insertOwner) // what Batch.Query gives
+	if b.IsIdempotent() {
+		t.Fatal("an entry added by Batch.Query counts as idempotent; the check above proves nothing")
+	}
+}

@@ -210,10 +210,18 @@ func (st *Store) exec(ctx context.Context, ss []stmt) error {
 		return st.s.Query(ss[0].q, ss[0].args...).Consistency(st.cl.Ingest).Idempotent(true).ExecContext(ctx)
 	}
 	b := st.s.Batch(gocql.UnloggedBatch).Consistency(st.cl.Ingest)
-	for _, s := range ss {
-		b.Query(s.q, s.args...)
-	}
+	addIdempotent(b, ss)
 	return b.ExecContext(ctx)
+}
+
+// addIdempotent adds the statements to b marked idempotent, each of them:
+// the driver retries a batch (NodeLostRetry) only when every entry is, and
+// Batch.Query leaves the mark unset. These are plain INSERTs of fixed
+// values, so running one twice writes the same cells.
+func addIdempotent(b *gocql.Batch, ss []stmt) {
+	for _, s := range ss {
+		b.Entries = append(b.Entries, gocql.BatchEntry{Stmt: s.q, Args: s.args, Idempotent: true})
+	}
 }
 
 func shardOf(transferID string) int16 {
