@@ -409,6 +409,14 @@ func runDrill(ctx context.Context, d Drill, dr *drillRun, acked *scenario.Acked)
 			res.Err = errors.Join(res.Err, fmt.Errorf("restore: %w", err))
 		}
 	}
+	// What the clients saw, not only how many: the first few failures.
+	for i, f := range sum.Failures {
+		if i == 5 {
+			fmt.Fprintf(o.Out, "  (%d more)\n", len(sum.Failures)-i)
+			break
+		}
+		fmt.Fprintf(o.Out, "  client saw %s\n", f)
+	}
 	for _, c := range res.Checks {
 		mark := "ok  "
 		if !c.OK {

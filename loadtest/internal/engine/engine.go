@@ -13,6 +13,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,9 @@ type Result struct {
 	Err        error         // transport error, if any
 	RetryAfter time.Duration // from a 429 or 503, if sent
 	Kind       string        // which traffic class (transfer, read, ...)
+	// Detail says what went wrong, for a failure (the problem's title and
+	// detail, or the transport error); kept in Summary.Failures.
+	Detail string
 }
 
 // Target sends one request. It must honour ctx.
@@ -117,6 +121,29 @@ type Summary struct {
 	P99Sent, ShedP99Sent, LagP99 float64
 	// ByKind counts outcomes per traffic class.
 	ByKind map[string]map[string]int64 `json:"by_kind"`
+	// Failures are the first MaxFailures failed or unavailable requests,
+	// so a report can say what clients saw, not only how many.
+	Failures []Failure `json:"failures,omitempty"`
+}
+
+// MaxFailures bounds Summary.Failures.
+const MaxFailures = 20
+
+// Failure is one failed request: when it was due (seconds since the run
+// started), its traffic class, status (0: no answer) and detail.
+type Failure struct {
+	T      float64 `json:"t"`
+	Kind   string  `json:"kind"`
+	Status int     `json:"status"`
+	Detail string  `json:"detail"`
+}
+
+func (f Failure) String() string {
+	status := "no answer"
+	if f.Status != 0 {
+		status = fmt.Sprint(f.Status)
+	}
+	return fmt.Sprintf("at %.1fs %s: %s: %s", f.T, f.Kind, status, f.Detail)
 }
 
 // StepSummary is one step of the schedule.
@@ -176,7 +203,10 @@ func (w *window) record(outcome string, t timing) {
 
 // timing is one request's latency from its due time and from its send
 // time, and how late the generator sent it.
-type timing struct{ due, sent, lag time.Duration }
+type timing struct {
+	due, sent, lag time.Duration
+	at             time.Time // when the request was due
+}
 
 func micros(d time.Duration) int64 { return max(d.Microseconds(), 1) }
 
@@ -201,6 +231,8 @@ func Run(ctx context.Context, cfg Config) Summary {
 		stepHist = map[int][5]*hdr.Histogram{} // served, shed (from due); served, shed (from send); lag
 		stepCnt  = map[int]*[3]int64{}         // served, shed, failed
 		byKind   = map[string]map[string]int64{}
+		failures []Failure
+		runStart = time.Now()
 		total    = [5]*hdr.Histogram{newHist(), newHist(), newHist(), newHist(), newHist()}
 	)
 	// finish records one completed request in the second it was due.
@@ -213,6 +245,13 @@ func Run(ctx context.Context, cfg Config) Summary {
 			byKind[r.Kind] = map[string]int64{}
 		}
 		byKind[r.Kind][o]++
+		if (o == Failed || o == Unavailable) && len(failures) < MaxFailures {
+			detail := r.Detail
+			if detail == "" && r.Err != nil {
+				detail = r.Err.Error()
+			}
+			failures = append(failures, Failure{T: t.at.Sub(runStart).Seconds(), Kind: r.Kind, Status: r.Status, Detail: detail})
+		}
 		h := stepHist[step]
 		c := stepCnt[step]
 		_ = h[4].RecordValue(micros(t.lag))
@@ -241,7 +280,7 @@ func Run(ctx context.Context, cfg Config) Summary {
 		sent := time.Now()
 		r := cfg.Target(ctx)
 		done := time.Now()
-		t := timing{due: done.Sub(due), sent: done.Sub(sent), lag: sent.Sub(due)}
+		t := timing{due: done.Sub(due), sent: done.Sub(sent), lag: sent.Sub(due), at: due}
 		if cfg.RetryOn429 && !retry && r.Status == 429 && ctx.Err() == nil {
 			finish(w, step, r, t)
 			wait := min(max(r.RetryAfter, 100*time.Millisecond), 2*time.Second)
@@ -265,7 +304,6 @@ func Run(ctx context.Context, cfg Config) Summary {
 	}
 
 	var seconds []Second
-	runStart := time.Now()
 	var gauges map[string]float64
 	sampleDone := make(chan struct{})
 	sampleCtx, stopSample := context.WithCancel(ctx)
@@ -384,7 +422,7 @@ func Run(ctx context.Context, cfg Config) Summary {
 		seconds[i].Gauges = g
 	}
 
-	sum := Summary{Seconds: seconds, ByKind: byKind}
+	sum := Summary{Seconds: seconds, ByKind: byKind, Failures: failures}
 	for _, s := range seconds {
 		sum.Offered += s.Offered
 		sum.Served += s.Served

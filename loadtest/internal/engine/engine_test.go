@@ -49,7 +49,7 @@ func TestOutcomesAndRetryAfter(t *testing.T) {
 		case i%4 == 1:
 			return engine.Result{Status: 503, Kind: "read"}
 		case i%4 == 2:
-			return engine.Result{Status: 500, Kind: "read"}
+			return engine.Result{Status: 500, Kind: "read", Detail: "boom"}
 		default:
 			return engine.Result{Status: 201, Kind: "read"}
 		}
@@ -66,6 +66,20 @@ func TestOutcomesAndRetryAfter(t *testing.T) {
 	}
 	if sum.ByKind["read"][engine.Served] != sum.Served {
 		t.Fatalf("by kind %v", sum.ByKind)
+	}
+	// What clients saw: failures and 503s, never 429s or successes, capped.
+	if want := min(sum.Failed+sum.Unavailable, engine.MaxFailures); int64(len(sum.Failures)) != want {
+		t.Fatalf("%d failures kept, want %d", len(sum.Failures), want)
+	}
+	var boom bool
+	for _, f := range sum.Failures {
+		if f.Status != 500 && f.Status != 503 {
+			t.Fatalf("failure sample %v", f)
+		}
+		boom = boom || f.Detail == "boom"
+	}
+	if !boom {
+		t.Fatalf("no failure kept its detail: %v", sum.Failures)
 	}
 }
 

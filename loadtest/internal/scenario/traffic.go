@@ -180,5 +180,9 @@ func (p *Population) transfer(ctx context.Context, u *strata.User, m Mix, acked 
 }
 
 func result(kind string, r strata.Response) engine.Result {
-	return engine.Result{Status: r.Status, Err: r.Err, RetryAfter: r.RetryAfter, Kind: kind}
+	res := engine.Result{Status: r.Status, Err: r.Err, RetryAfter: r.RetryAfter, Kind: kind}
+	if engine.Classify(res) != engine.Served && res.Status != http.StatusTooManyRequests {
+		res.Detail = r.Detail()
+	}
+	return res
 }

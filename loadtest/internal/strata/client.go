@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/strata-ref/strata/libs/oidclogin"
+	"github.com/strata-ref/strata/libs/problem"
 	"github.com/strata-ref/strata/libs/resilience"
 )
 
@@ -190,6 +191,27 @@ func (a *API) replicaSet(url string) (*replicaSet, string) {
 		}
 	}
 	return nil, ""
+}
+
+// Detail is what went wrong, in one line: the transport error, or the
+// problem+json title and detail of an error status (the body's start when
+// it is not one).
+func (r Response) Detail() string {
+	if r.Err != nil {
+		return r.Err.Error()
+	}
+	var p problem.Problem
+	if json.Unmarshal(r.Body, &p) == nil && p.Title != "" {
+		if p.Detail == "" {
+			return p.Title
+		}
+		return p.Title + ": " + p.Detail
+	}
+	const max = 200
+	if len(r.Body) > max {
+		return string(r.Body[:max]) + "..."
+	}
+	return string(r.Body)
 }
 
 // Decode unmarshals r's body into v, failing on a status other than want.
