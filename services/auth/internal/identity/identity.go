@@ -82,6 +82,8 @@ var (
 	ErrBadCredentials = errors.New("invalid username or password")
 	// ErrThrottled: too many failed sign-ins for this account or address.
 	ErrThrottled = errors.New("too many sign-in attempts")
+	// ErrBusy: every password-hashing slot stayed taken; retry shortly.
+	ErrBusy = errors.New("too many sign-ins at once")
 	// ErrUnavailable: a dependency (the session service) cannot answer.
 	ErrUnavailable = errors.New("dependency unavailable")
 )

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -12,6 +13,12 @@ import (
 type Authenticator struct {
 	store    Store
 	throttle *Throttle
+	// slots bounds the argon2id computations running at once: each holds
+	// DefaultParams.Memory (19 MiB) and a CPU for tens of milliseconds, so
+	// a burst of sign-ins (or of guesses) would otherwise turn into a heap
+	// of 19 MiB times the burst and get the process killed at its memory
+	// limit. More at once than there are CPUs gains nothing.
+	slots chan struct{}
 
 	dummyOnce sync.Once
 	dummy     string
@@ -19,7 +26,27 @@ type Authenticator struct {
 
 // NewAuthenticator returns an Authenticator over store.
 func NewAuthenticator(store Store, throttle *Throttle) *Authenticator {
-	return &Authenticator{store: store, throttle: throttle}
+	return &Authenticator{store: store, throttle: throttle, slots: make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))}
+}
+
+// MaxHashWait bounds how long a sign-in waits for a hashing slot before it
+// is refused with ErrBusy.
+const MaxHashWait = 2 * time.Second
+
+// verify runs VerifyPassword in one of the slots, or gives ErrBusy when
+// none frees up within MaxHashWait (or ctx ends first).
+func (a *Authenticator) verify(ctx context.Context, password, hash string) (bool, error) {
+	t := time.NewTimer(MaxHashWait)
+	defer t.Stop()
+	select {
+	case a.slots <- struct{}{}:
+	case <-t.C:
+		return false, ErrBusy
+	case <-ctx.Done():
+		return false, ErrBusy
+	}
+	defer func() { <-a.slots }()
+	return VerifyPassword(password, hash)
 }
 
 // dummyHash is a real argon2id hash of a random password: verifying against
@@ -41,7 +68,8 @@ func (a *Authenticator) Warm() { a.dummyHash() }
 
 // Login returns the user whose credentials these are. Unknown user, wrong
 // password and disabled account all give ErrBadCredentials after the same
-// work; too many failures give ErrThrottled (with the wait) before any.
+// work; too many failures give ErrThrottled (with the wait) before any;
+// ErrBusy (with a wait) means too many sign-ins are being checked at once.
 func (a *Authenticator) Login(ctx context.Context, username, password, addr string) (User, time.Duration, error) {
 	if ok, wait := a.throttle.Allowed(username, addr); !ok {
 		return User{}, wait, ErrThrottled
@@ -53,7 +81,10 @@ func (a *Authenticator) Login(ctx context.Context, username, password, addr stri
 	} else if err != nil {
 		return User{}, 0, fmt.Errorf("login: %w", err)
 	}
-	ok, verr := VerifyPassword(password, hash)
+	ok, verr := a.verify(ctx, password, hash)
+	if errors.Is(verr, ErrBusy) {
+		return User{}, time.Second, ErrBusy // not a failed attempt: nothing was checked
+	}
 	if err != nil || verr != nil || !ok || u.Disabled {
 		a.throttle.Failed(username, addr)
 		return User{}, 0, ErrBadCredentials

@@ -146,6 +146,11 @@ func (p *Provider) loginSubmit(c *gin.Context) {
 		form.Error = "Too many sign-in attempts. Wait a minute and try again."
 		page(c, http.StatusTooManyRequests, "login.html", form)
 		return
+	case errors.Is(err, identity.ErrBusy):
+		c.Header("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		form.Error = "Too many people are signing in right now. Try again in a moment."
+		page(c, http.StatusTooManyRequests, "login.html", form)
+		return
 	case errors.Is(err, identity.ErrBadCredentials):
 		p.d.Log.InfoContext(ctx, "sign-in failed", "client_id", ar.ClientID) // no username: it may be a mistyped password
 		form.Error = "Invalid username or password."
