@@ -410,13 +410,7 @@ func runDrill(ctx context.Context, d Drill, dr *drillRun, acked *scenario.Acked)
 		}
 	}
 	// What the clients saw, not only how many: the first few failures.
-	for i, f := range sum.Failures {
-		if i == 5 {
-			fmt.Fprintf(o.Out, "  (%d more)\n", len(sum.Failures)-i)
-			break
-		}
-		fmt.Fprintf(o.Out, "  client saw %s\n", f)
-	}
+	sum.WriteFailures(o.Out, "  ", 5)
 	for _, c := range res.Checks {
 		mark := "ok  "
 		if !c.OK {

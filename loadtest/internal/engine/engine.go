@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -136,6 +137,18 @@ type Failure struct {
 	Kind   string  `json:"kind"`
 	Status int     `json:"status"`
 	Detail string  `json:"detail"`
+}
+
+// WriteFailures prints up to n of the kept failures, one per line after
+// indent ("client saw at 12.3s event: 503: ..."), and how many more were kept.
+func (s Summary) WriteFailures(w io.Writer, indent string, n int) {
+	for i, f := range s.Failures {
+		if i == n {
+			fmt.Fprintf(w, "%s(%d more kept in the summary)\n", indent, len(s.Failures)-n)
+			return
+		}
+		fmt.Fprintf(w, "%sclient saw %s\n", indent, f)
+	}
 }
 
 func (f Failure) String() string {

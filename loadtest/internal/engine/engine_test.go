@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -80,6 +81,12 @@ func TestOutcomesAndRetryAfter(t *testing.T) {
 	}
 	if !boom {
 		t.Fatalf("no failure kept its detail: %v", sum.Failures)
+	}
+	var b strings.Builder
+	sum.WriteFailures(&b, "  ", 2)
+	if lines := strings.Split(strings.TrimSpace(b.String()), "\n"); len(lines) != 3 ||
+		!strings.Contains(lines[0], "client saw at ") || !strings.Contains(lines[2], "more kept") {
+		t.Fatalf("printed failures:\n%s", b.String())
 	}
 }
 

@@ -154,6 +154,7 @@ func Execute(ctx context.Context, spec Spec, o Options) (Outcome, error) {
 	for _, k := range kinds {
 		fmt.Fprintf(w, "  %-9s %v\n", k, sum.ByKind[k])
 	}
+	sum.WriteFailures(w, "  ", 5)
 
 	out := Outcome{Summary: sum, Capacity: capacity}
 	out.Checks = append(Check(context.WithoutCancel(ctx), pop, acked, o.Bound), Goals(spec.Name, sum)...)
