@@ -73,14 +73,7 @@ func Check(ctx context.Context, p *Population, acked *Acked, bound time.Duration
 		var got strata.Transfer
 		// A 429 says the ledger is busy (sixteen readers at once, after a
 		// drill), not that the transfer is missing: retry after the hint.
-		var r strata.Response
-		for attempt := 0; attempt < 10; attempt++ {
-			r = p.API.Do(ctx, owner[t.FromAccountID].Tokens.AccessToken, http.MethodGet, p.API.E.Ledger+"/v1/transfers/"+t.ID, nil, "")
-			if r.Status != http.StatusTooManyRequests {
-				break
-			}
-			time.Sleep(min(max(r.RetryAfter, 100*time.Millisecond), 2*time.Second))
-		}
+		r := p.API.DoPatient(ctx, 9, owner[t.FromAccountID].Tokens.AccessToken, http.MethodGet, p.API.E.Ledger+"/v1/transfers/"+t.ID, nil, "")
 		return r.Decode(http.StatusOK, &got) != nil || got.Amount != t.Amount || got.FromAccountID != t.FromAccountID
 	})
 	add("every acknowledged transfer is present", missing == 0, "%d acknowledged, %d missing or different", len(all), missing)

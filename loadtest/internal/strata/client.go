@@ -214,13 +214,13 @@ func (r Response) Detail() string {
 	return string(r.Body)
 }
 
-// patient is Do for set-up calls, which must not fail because the system
-// is busy: a 429 is sent again, with the same Idempotency-Key, after its
-// Retry-After (0.1-2 s), up to five times. Load traffic uses Do, so that
-// the engine sees every 429.
-func (a *API) patient(ctx context.Context, token, method, url string, body any, key string) Response {
+// DoPatient is Do for calls that must not fail because the system is
+// busy (set-up, invariant checks): a 429 is sent again, with the same
+// Idempotency-Key, after its Retry-After (0.1-2 s), up to retries times.
+// Load traffic uses Do, so that the engine sees every 429.
+func (a *API) DoPatient(ctx context.Context, retries int, token, method, url string, body any, key string) Response {
 	r := a.Do(ctx, token, method, url, body, key)
-	for range 5 {
+	for range retries {
 		if r.Status != http.StatusTooManyRequests {
 			break
 		}
@@ -250,14 +250,14 @@ func (r Response) Decode(want int, v any) error {
 
 // OpenAccount opens an EUR account for u.
 func (a *API) OpenAccount(ctx context.Context, u *User) error {
-	r := a.patient(ctx, u.Tokens.AccessToken, http.MethodPost, a.E.Ledger+"/v1/accounts",
+	r := a.DoPatient(ctx, 5, u.Tokens.AccessToken, http.MethodPost, a.E.Ledger+"/v1/accounts",
 		map[string]string{"currency": "EUR", "name": "load " + u.Name}, NewKey())
 	return r.Decode(http.StatusCreated, &u.Account)
 }
 
 // Deposit puts amount into account as the (admin or teller) caller.
 func (a *API) Deposit(ctx context.Context, caller *User, account string, amount int64) error {
-	r := a.patient(ctx, caller.Tokens.AccessToken, http.MethodPost, a.E.Ledger+"/v1/deposits",
+	r := a.DoPatient(ctx, 5, caller.Tokens.AccessToken, http.MethodPost, a.E.Ledger+"/v1/deposits",
 		map[string]any{"account_id": account, "amount": amount, "currency": "EUR"}, NewKey())
 	return r.Decode(http.StatusCreated, nil)
 }
