@@ -20,6 +20,10 @@ done
 # stop their own servers from deploy/native/ha.env; whatever of it a failed
 # test leaves running is stopped here, unless it was up before (make run-ha).
 ha() { (source "$ROOT/deploy/native/ha.env" && bash "$ROOT/deploy/native/ha.sh" "$@"); }
+# Free space, printed first and last: a full disk fails builds and servers
+# in ways that look like test failures.
+disk() { df -Ph "$ROOT" "${TMPDIR:-/tmp}" | awk -v at="$1" 'NR>1 && !seen[$6]++ {print "[test] disk at " at ": " $4 " free on " $6}' >&2; }
+disk start
 ha_was_up=$(ha status 2>/dev/null | grep -c ' running ' || true)
 cleanup() {
   if ((${#started[@]})); then
@@ -30,6 +34,12 @@ cleanup() {
     echo "[test] stopping the HA topology the tests left running" >&2
     ha down >/dev/null 2>&1 || true
   fi
+  # Service binaries the test processes built (libs/testenv/build.go): one
+  # directory per process, removed once that process is gone.
+  for d in "${TMPDIR:-/tmp}"/strata-bin-*; do
+    [[ -d $d ]] && ! kill -0 "${d##*-}" 2>/dev/null && rm -rf "$d"
+  done
+  disk end
 }
 trap cleanup EXIT
 

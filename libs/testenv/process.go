@@ -7,39 +7,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
-
-var (
-	buildMu sync.Mutex
-	built   = map[string]string{}
-)
-
-// Build compiles the service in services/<name> once per test binary and
-// returns the executable's path.
-func Build(t testing.TB, st *Stack, name string) string {
-	t.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if bin, ok := built[name]; ok {
-		return bin
-	}
-	dir, err := os.MkdirTemp("", "strata-bin-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, name)
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Dir = filepath.Join(st.Root, "services", name)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build %s: %v\n%s", name, err, out)
-	}
-	built[name] = bin
-	return bin
-}
 
 // Process is a service running as its own OS process.
 type Process struct {

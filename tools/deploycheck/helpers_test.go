@@ -2,12 +2,9 @@ package deploycheck
 
 import (
 	"bytes"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/strata-ref/strata/libs/testenv"
@@ -29,36 +26,10 @@ func root(t testing.TB) string {
 	return r
 }
 
-var (
-	buildMu sync.Mutex
-	bins    = map[string]string{}
-	binDir  string
-)
-
-// serviceBinary builds services/<name> once per test binary, as
-// `go build` from the service's directory (the workspace resolves libs).
+// serviceBinary builds services/<name> once per test binary.
 func serviceBinary(t testing.TB, name string) string {
 	t.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if b, ok := bins[name]; ok {
-		return b
-	}
-	if binDir == "" {
-		d, err := os.MkdirTemp("", "deploycheck-bin-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		binDir = d
-	}
-	bin := filepath.Join(binDir, name)
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Dir = filepath.Join(root(t), "services", name)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build services/%s: %v\n%s", name, err, out)
-	}
-	bins[name] = bin
-	return bin
+	return testenv.BuildService(t, root(t), name)
 }
 
 // configVars runs `<service> config-vars` with an empty environment: the
