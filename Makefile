@@ -18,10 +18,11 @@ test: ## Run every module's tests (unit, integration on real stores, end-to-end)
 
 SCENARIO ?= ramp
 DURATION ?= 60s
+ONLY ?=
 .PHONY: loadtest
-loadtest: ## Run one load scenario against `make run` (SCENARIO=ramp|overload|breaker|cache|retry-storm|hot-account, DURATION=60s).
+loadtest: ## Run one load scenario against `make run` (SCENARIO=ramp|overload|breaker|cache|retry-storm|hot-account, DURATION=60s, ONLY=ledger|analytics|session for one service's traffic).
 	@bash $(NATIVE)/services.sh seed 40
-	@cd loadtest && go run ./cmd/strata-load -users 40 -duration $(DURATION) $(SCENARIO)
+	@cd loadtest && go run ./cmd/strata-load -users 40 -duration $(DURATION) $(if $(ONLY),-only $(ONLY)) $(SCENARIO)
 
 .PHONY: tradeoffs
 tradeoffs: ## Measure the database trade-off table (latency, throughput, consistency probes) and write docs/tradeoffs.md.

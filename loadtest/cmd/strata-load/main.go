@@ -50,6 +50,7 @@ func main() {
 
 type options struct {
 	certs, out, password, stackScript string
+	only                              string
 	users                             int
 	duration, bound                   time.Duration
 	capacity, maxRate                 float64
@@ -70,6 +71,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&o.out, "out", filepath.Join(root, "out"), "directory for HTML reports")
 	fs.StringVar(&o.password, "password", strata.EnvOr("STRATA_DEMO_PASSWORD", "strata-demo"), "password of the admin and load users")
 	fs.StringVar(&o.stackScript, "stack", filepath.Join(root, "deploy/native/stack.sh"), "the native stack script (faults)")
+	fs.StringVar(&o.only, "only", "", "send the scenario's traffic to one service: ledger, analytics or session (capacity measured for it alone)")
 	fs.IntVar(&o.users, "users", 20, "load users (seeded as load-000001...)")
 	fs.DurationVar(&o.duration, "duration", 60*time.Second, "length of the scenario's schedule")
 	fs.DurationVar(&o.bound, "bound", 60*time.Second, "eventual-consistency bound for analytics (the relay backs off up to 30 s)")
@@ -121,6 +123,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		spec, ok := scenario.Specs[name]
 		if !ok {
 			return fmt.Errorf("unknown scenario %q (strata-load list)", name)
+		}
+		if o.only != "" {
+			if spec, err = scenario.Only(spec, o.only); err != nil {
+				return err
+			}
 		}
 		return runScenario(ctx, spec, src, o, stdout)
 	}

@@ -85,7 +85,7 @@ func Execute(ctx context.Context, spec Spec, o Options) (Outcome, error) {
 	acked := &Acked{}
 	capacity := o.Capacity
 	if capacity == 0 {
-		capacity = Calibrate(ctx, pop, acked, 20, max(o.MaxRate, 40), w)
+		capacity = Calibrate(ctx, pop, spec.Mix, acked, 20, max(o.MaxRate, 40), w)
 	}
 	steps := spec.Steps(capacity, o.Duration)
 	logf("scenario %s: %s; capacity %.0f/s; %d step(s) over %s", spec.Name, spec.Doc, capacity, len(steps), o.Duration)

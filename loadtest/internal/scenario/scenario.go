@@ -108,15 +108,15 @@ func signal(ctx context.Context, env *Env, sig syscall.Signal) error {
 	return syscall.Kill(pid, sig)
 }
 
-// Calibrate finds the rate the system serves cleanly: it steps the rate up
+// Calibrate finds the rate the system serves the mix cleanly: it steps the rate up
 // (2 s per step) until goodput falls behind the offered rate, anything is
 // shed or fails, or p99 passes a second (a queue is building), and returns
 // the last rate served cleanly. Latency alone is a noisy signal on a shared
 // machine; falling behind is not.
-func Calibrate(ctx context.Context, p *Population, acked *Acked, start, max float64, w io.Writer) float64 {
+func Calibrate(ctx context.Context, p *Population, m Mix, acked *Acked, start, max float64, w io.Writer) float64 {
 	best := start
 	for rate := start; rate <= max; rate *= 1.5 {
-		sum := engine.Run(ctx, engine.Config{Steps: []engine.Step{{Rate: rate, Duration: 2 * time.Second}}, Target: p.Target(DefaultMix, acked)})
+		sum := engine.Run(ctx, engine.Config{Steps: []engine.Step{{Rate: rate, Duration: 2 * time.Second}}, Target: p.Target(m, acked)})
 		st := sum.Steps[0]
 		fmt.Fprintf(w, "calibrate %6.0f/s: goodput %6.0f/s p99 %6.1f ms shed %d failed %d\n", rate, st.Goodput, st.P99, sum.Shed, sum.Failed)
 		if st.Goodput < 0.95*rate || st.P99 > 1000 || sum.Shed > 0 || sum.Failed > 0 {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -75,6 +77,34 @@ type Mix struct {
 // DefaultMix is a plausible banking app: reads dominate, a third are
 // payments, and the app reports views to analytics.
 var DefaultMix = Mix{Transfer: 0.35, Read: 0.35, Event: 0.15, Session: 0.15}
+
+// OneService is the traffic of DefaultMix that goes to one service: a
+// scenario run with it measures that service's capacity and how that
+// service degrades past it, the others serving only what it calls (the
+// ledger asks session about the session and feeds analytics). Auth is not
+// in it: its public traffic is sign-ins, argon2id by design.
+var OneService = map[string]Mix{
+	"ledger":    {Transfer: 0.5, Read: 0.5},
+	"analytics": {Event: 1},
+	"session":   {Session: 1},
+}
+
+// Only is spec with its traffic narrowed to the named service (OneService).
+func Only(spec Spec, service string) (Spec, error) {
+	m, ok := OneService[service]
+	if !ok {
+		names := make([]string, 0, len(OneService))
+		for n := range OneService {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return spec, fmt.Errorf("no one-service traffic for %q (one of %s)", service, strings.Join(names, ", "))
+	}
+	m.Copies, m.HotAccount = spec.Mix.Copies, spec.Mix.HotAccount
+	spec.Mix = m
+	spec.Doc += ", " + service + " traffic only"
+	return spec, nil
+}
 
 // Acked collects the transfers the ledger acknowledged (201), and those
 // whose outcome the client could not know (a timeout, a 5xx): the invariant
