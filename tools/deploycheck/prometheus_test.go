@@ -1,7 +1,6 @@
 package deploycheck
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/compose-spec/compose-go/v2/types"
 	"sigs.k8s.io/yaml"
 )
 
@@ -79,6 +79,19 @@ type scrapeConfig struct {
 		Targets []string          `json:"targets"`
 		Labels  map[string]string `json:"labels"`
 	} `json:"static_configs"`
+	DNSSDConfigs []struct {
+		Names []string `json:"names"`
+		Type  string   `json:"type"`
+		Port  int      `json:"port"`
+	} `json:"dns_sd_configs"`
+	RelabelConfigs []relabelConfig `json:"relabel_configs"`
+}
+
+type relabelConfig struct {
+	SourceLabels []string `json:"source_labels"`
+	TargetLabel  string   `json:"target_label"`
+	Replacement  string   `json:"replacement"`
+	Action       string   `json:"action"`
 }
 
 type promConfig struct {
@@ -86,7 +99,9 @@ type promConfig struct {
 }
 
 // TestPrometheusScrapesEveryService: one job per service, on its internal
-// port, over TLS, presenting the prometheus SVID.
+// port, over TLS, presenting the prometheus SVID, with every replica found
+// by DNS under the alias <name>-replicas (TestComposeReplicaAliases) and
+// labelled service=<name>.
 func TestPrometheusScrapesEveryService(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(root(t), "deploy/prometheus/prometheus.yml"))
 	if err != nil {
@@ -105,14 +120,54 @@ func TestPrometheusScrapesEveryService(t *testing.T) {
 			continue
 		}
 		j := c.ScrapeConfigs[i]
-		target := fmt.Sprintf("%s:%d", svc.Name, svc.Port+1000)
-		if j.Scheme != "https" || len(j.StaticConfigs) != 1 || !slices.Equal(j.StaticConfigs[0].Targets, []string{target}) ||
-			j.StaticConfigs[0].Labels["service"] != svc.Name {
-			t.Errorf("job %s: want https://%s with label service=%s", svc.Name, target, svc.Name)
+		if j.Scheme != "https" || len(j.StaticConfigs) != 0 || len(j.DNSSDConfigs) != 1 {
+			t.Errorf("job %s: want https and one dns_sd_config, no static targets", svc.Name)
+			continue
+		}
+		sd := j.DNSSDConfigs[0]
+		if !slices.Equal(sd.Names, []string{replicasAlias(svc.Name)}) || sd.Type != "A" || sd.Port != svc.Port+1000 {
+			t.Errorf("job %s: dns_sd %+v, want the A records of %s on port %d", svc.Name, sd, replicasAlias(svc.Name), svc.Port+1000)
+		}
+		labelled := slices.ContainsFunc(j.RelabelConfigs, func(r relabelConfig) bool {
+			return r.TargetLabel == "service" && r.Replacement == svc.Name && len(r.SourceLabels) == 0 && (r.Action == "" || r.Action == "replace")
+		})
+		if !labelled {
+			t.Errorf("job %s: no relabelling sets service=%s", svc.Name, svc.Name)
 		}
 		tc := j.TLSConfig
 		if tc.CAFile != CertsMount+"/ca.pem" || tc.CertFile != CertsMount+"/prometheus.pem" || tc.KeyFile != CertsMount+"/prometheus-key.pem" || tc.ServerName != svc.Name {
 			t.Errorf("job %s: tls_config %+v must present the prometheus SVID and verify %s", svc.Name, tc, svc.Name)
+		}
+	}
+}
+
+// replicasAlias is the network alias all of a service's replicas share.
+func replicasAlias(service string) string { return service + "-replicas" }
+
+// TestComposeReplicaAliases: in both topologies every replica of a service,
+// and nothing else, answers to <name>-replicas on a network Prometheus is
+// on, so its DNS discovery finds each replica and only them.
+func TestComposeReplicaAliases(t *testing.T) {
+	for topo, p := range map[string]*types.Project{"single": loadCompose(t), "ha": loadComposeHA(t)} {
+		prom := p.Services["prometheus"]
+		for _, svc := range Services {
+			alias := replicasAlias(svc.Name)
+			var holders []string
+			for name, s := range p.Services {
+				for net, cfg := range s.Networks {
+					if cfg == nil || !slices.Contains(cfg.Aliases, alias) {
+						continue
+					}
+					holders = append(holders, name)
+					if _, shared := prom.Networks[net]; !shared {
+						t.Errorf("%s: %s has %s on network %s, which prometheus is not on", topo, name, alias, net)
+					}
+				}
+			}
+			slices.Sort(holders)
+			if want := []string{svc.Name, svc.Name + "-b"}; !slices.Equal(holders, want) {
+				t.Errorf("%s: %s names %v, want %v", topo, alias, holders, want)
+			}
 		}
 	}
 }
