@@ -40,6 +40,13 @@ type Result struct {
 	Detail string
 }
 
+// RetryWait is how long a client of the load tool waits before sending a
+// 429 again: the Retry-After hint, kept within 0.1-2 s so that a missing
+// hint does not resend at once and a long one does not stall the run.
+func RetryWait(hint time.Duration) time.Duration {
+	return min(max(hint, 100*time.Millisecond), 2*time.Second)
+}
+
 // Target sends one request. It must honour ctx.
 type Target func(ctx context.Context) Result
 
@@ -101,8 +108,8 @@ type Config struct {
 	// MaxInFlight caps concurrent requests of the generator itself [4096];
 	// arrivals beyond it are counted as Dropped, never silently delayed.
 	MaxInFlight int
-	// RetryOn429 retries a shed request once after its Retry-After (capped
-	// at 2 s), as a well-behaved client does. Retries are not offered load.
+	// RetryOn429 retries a shed request once after its Retry-After (RetryWait:
+	// 0.1-2 s), as a well-behaved client does. Retries are not offered load.
 	RetryOn429 bool
 	// Sample is called once per second for gauges (e.g. breaker states).
 	Sample func(ctx context.Context) map[string]float64
@@ -296,11 +303,10 @@ func Run(ctx context.Context, cfg Config) Summary {
 		t := timing{due: done.Sub(due), sent: done.Sub(sent), lag: sent.Sub(due), at: due}
 		if cfg.RetryOn429 && !retry && r.Status == 429 && ctx.Err() == nil {
 			finish(w, step, r, t)
-			wait := min(max(r.RetryAfter, 100*time.Millisecond), 2*time.Second)
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(wait):
+			case <-time.After(RetryWait(r.RetryAfter)):
 			}
 			w.mu.Lock()
 			w.retry++

@@ -5,9 +5,10 @@ package scenario
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -93,12 +94,7 @@ var OneService = map[string]Mix{
 func Only(spec Spec, service string) (Spec, error) {
 	m, ok := OneService[service]
 	if !ok {
-		names := make([]string, 0, len(OneService))
-		for n := range OneService {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		return spec, fmt.Errorf("no one-service traffic for %q (one of %s)", service, strings.Join(names, ", "))
+		return spec, fmt.Errorf("no one-service traffic for %q (one of %s)", service, strings.Join(slices.Sorted(maps.Keys(OneService)), ", "))
 	}
 	m.Copies, m.HotAccount = spec.Mix.Copies, spec.Mix.HotAccount
 	spec.Mix = m

@@ -21,6 +21,7 @@ import (
 	"github.com/strata-ref/strata/libs/oidclogin"
 	"github.com/strata-ref/strata/libs/problem"
 	"github.com/strata-ref/strata/libs/resilience"
+	"github.com/strata-ref/strata/loadtest/internal/engine"
 )
 
 // Endpoints are the public base URLs. Each may be a comma-separated list
@@ -216,7 +217,7 @@ func (r Response) Detail() string {
 
 // DoPatient is Do for calls that must not fail because the system is
 // busy (set-up, invariant checks): a 429 is sent again, with the same
-// Idempotency-Key, after its Retry-After (0.1-2 s), up to retries times.
+// Idempotency-Key, after its Retry-After (engine.RetryWait), up to retries times.
 // Load traffic uses Do, so that the engine sees every 429.
 func (a *API) DoPatient(ctx context.Context, retries int, token, method, url string, body any, key string) Response {
 	r := a.Do(ctx, token, method, url, body, key)
@@ -227,7 +228,7 @@ func (a *API) DoPatient(ctx context.Context, retries int, token, method, url str
 		select {
 		case <-ctx.Done():
 			return r
-		case <-time.After(min(max(r.RetryAfter, 100*time.Millisecond), 2*time.Second)):
+		case <-time.After(engine.RetryWait(r.RetryAfter)):
 		}
 		r = a.Do(ctx, token, method, url, body, key)
 	}
