@@ -20,7 +20,7 @@ SCENARIO ?= ramp
 DURATION ?= 60s
 ONLY ?=
 .PHONY: loadtest
-loadtest: ## Run one load scenario against `make run` (SCENARIO=ramp|overload|breaker|cache|retry-storm|hot-account, DURATION=60s, ONLY=ledger|analytics|session for one service's traffic).
+loadtest: ## Run one load scenario against `make run` (SCENARIO=baseline|ramp|overload|breaker|cache|retry-storm|hot-account, DURATION=60s, ONLY=ledger|analytics|session for one service's traffic).
 	@bash $(NATIVE)/services.sh seed 40
 	@cd loadtest && go run ./cmd/strata-load -users 40 -duration $(DURATION) $(if $(ONLY),-only $(ONLY)) $(SCENARIO)
 
@@ -59,9 +59,10 @@ chaos-ha: run-ha ## Fault drills on the HA topology under load: a Cassandra node
 	@source $(NATIVE)/ha.env && cd loadtest && go run ./cmd/strata-load chaos -ha
 
 .PHONY: stop
-stop: ## Stop the four services and the data stack.
+stop: ## Stop the services and the data stack, and the HA topology if it runs.
 	@bash $(NATIVE)/services.sh stop
 	@bash $(NATIVE)/stack.sh down
+	@if bash $(NATIVE)/ha.sh status 2>/dev/null | grep -q ' running '; then bash $(NATIVE)/ha.sh down; fi
 
 .PHONY: status
 status: ## Show what is running.
