@@ -1,4 +1,4 @@
-// Command strata-tradeoffs measures the seed's database trade-off table
+// Command strata-tradeoffs measures the database trade-off table
 // against a running Strata (`make run`) and writes docs/tradeoffs.md.
 //
 //	strata-tradeoffs [-write docs/tradeoffs.md] [-analytics-alt ONE=https://127.0.0.1:8453]

@@ -17,7 +17,7 @@ const (
 	EndMarker   = "<!-- tradeoffs:end -->"
 )
 
-// Seed is the seed's qualitative table, row by row in the order measured.
+// Seed is the qualitative trade-off table, row by row in the order measured.
 var Seed = []struct{ Store, Model, Consistency, Strength, UseCase string }{
 	{"Postgres", "relational", "strong", "ACID transactions", "financial ledger"},
 	{"Cassandra", "wide-column", "eventual (tunable per operation)", "high write load", "analytics"},
@@ -151,5 +151,5 @@ func WriteDoc(path string, r *Result) error {
 
 const header = `# The database trade-off table, measured
 
-DESIGN.md section 1 states the seed's table; this page measures it.
+The qualitative table states what each store is good at; this page measures it.
 `

@@ -1,5 +1,5 @@
-// Package tradeoffs measures the seed's database trade-off table (DESIGN.md
-// section 1) instead of asserting it. For each store it drives the service
+// Package tradeoffs measures the database trade-off table (relational,
+// wide-column, in-memory; docs/tradeoffs.md) instead of asserting it. For each store it drives the service
 // that owns it through its public API, with real tokens from the OIDC login
 // flow, and measures:
 //

@@ -48,7 +48,7 @@ func TestPolicies(t *testing.T) {
 		allow    bool
 		policies string
 	}{
-		// The seed's ABAC rule at its boundaries, in the region's time zone.
+		// The ABAC rule (teller, own region, after 9 AM) at its boundaries, in the region's time zone.
 		{"teller eu 08:59:59", carol, "deposit", acctEU, berlin(8, 59, 59), false, ""},
 		{"teller eu 09:00:00", carol, "deposit", acctEU, berlin(9, 0, 0), true, "teller-deposits-in-region-during-business-hours"},
 		{"teller eu 16:59:59", carol, "deposit", acctEU, berlin(16, 59, 59), true, "teller-deposits-in-region-during-business-hours"},
