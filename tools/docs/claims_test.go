@@ -255,4 +255,3 @@ func metricExists(corpus, name string) bool {
 	}
 	return false
 }
-
