@@ -1,6 +1,7 @@
 package observe
 
 import (
+	"net/http"
 	"strconv"
 	"time"
 
@@ -23,8 +24,32 @@ func MetricsHandler(reg *prometheus.Registry) gin.HandlerFunc {
 	return gin.WrapH(h)
 }
 
-// RED records, per listener, route template, method and status code, the
-// request count (rate and errors) and the duration histogram.
+// Method maps a request method onto the fixed set a metric label or a log
+// line may carry: the methods Strata's routes use, and "_OTHER" for any
+// other token (as OpenTelemetry's HTTP semantic conventions do). Go's
+// server accepts any RFC 9110 token as a method, so a raw method label
+// lets one client mint a new series per request.
+func Method(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch, http.MethodHead, http.MethodOptions:
+		return m
+	}
+	return "_OTHER"
+}
+
+// Route is the route template gin matched ("/internal/sessions/:sid"), or
+// "unmatched": never the raw path, which may carry identifiers and grows
+// without bound under path scans.
+func Route(c *gin.Context) string {
+	if r := c.FullPath(); r != "" {
+		return r
+	}
+	return "unmatched"
+}
+
+// RED records, per listener, route template, method (from a fixed set) and
+// status code, the request count (rate and errors) and the duration
+// histogram. Every label has a bounded set of values.
 func RED(reg prometheus.Registerer, listener string) gin.HandlerFunc {
 	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:        "http_server_request_duration_seconds",
@@ -36,10 +61,6 @@ func RED(reg prometheus.Registerer, listener string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
-		route := c.FullPath()
-		if route == "" {
-			route = "unmatched" // keeps label cardinality bounded under path scans
-		}
-		dur.WithLabelValues(route, c.Request.Method, strconv.Itoa(c.Writer.Status())).Observe(time.Since(start).Seconds())
+		dur.WithLabelValues(Route(c), Method(c.Request.Method), strconv.Itoa(c.Writer.Status())).Observe(time.Since(start).Seconds())
 	}
 }

@@ -7,14 +7,35 @@ import (
 	"os"
 	"strings"
 
+	"github.com/gin-gonic/gin"
 	"github.com/go-logr/logr"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 )
+
+// MaxAttributeLength bounds every span attribute's value: a request's
+// method (http.request.method_original) or user agent is the client's to
+// choose, up to the server's header limit.
+const MaxAttributeLength = 256
+
+// RouteSpan puts the route template in the server span's url.path in place
+// of the raw path that otelgin records: a path such as
+// /internal/sessions/<sid> carries an identifier, and spans leave the
+// process. It runs right after otelgin.
+func RouteSpan() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if span := trace.SpanFromContext(c.Request.Context()); span.IsRecording() {
+			span.SetAttributes(attribute.String(string(semconv.URLPathKey), Route(c)))
+		}
+		c.Next()
+	}
+}
 
 // Tracing is a service's tracer provider and propagator.
 type Tracing struct {
@@ -67,7 +88,9 @@ func NewTracing(ctx context.Context, cfg TracingConfig) (*Tracing, error) {
 	if cfg.Logger != nil {
 		otel.SetLogger(logr.FromSlogHandler(sdkDiagnostics{cfg.Logger.Handler()}))
 	}
-	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	limits := sdktrace.NewSpanLimits()
+	limits.AttributeValueLengthLimit = MaxAttributeLength
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithSpanLimits(limits)}
 	if os.Getenv("OTEL_TRACES_SAMPLER") == "" {
 		// Set, the SDK reads it (and _ARG) itself; an explicit WithSampler
 		// would override it.

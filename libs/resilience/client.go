@@ -227,7 +227,9 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 	c.m.latency.WithLabelValues(c.cfg.Dependency).Observe(time.Since(start).Seconds())
 	c.m.calls.WithLabelValues(c.cfg.Dependency, outcome(resp, err)).Inc()
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", c.cfg.Dependency, req.URL.Path, err)
+		// The method, not the path: a path may carry an identifier
+		// (/internal/sessions/<sid>) and this error is logged.
+		return nil, fmt.Errorf("%s %s: %w", c.cfg.Dependency, req.Method, err)
 	}
 	return resp, nil
 }

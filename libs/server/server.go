@@ -99,7 +99,7 @@ func s0(cfg Config, listener string, shed *Shedder) *gin.Engine {
 	if cfg.Tracing != nil {
 		e.Use(otelgin.Middleware(cfg.Name,
 			otelgin.WithTracerProvider(cfg.Tracing.Provider),
-			otelgin.WithPropagators(cfg.Tracing.Propagator)))
+			otelgin.WithPropagators(cfg.Tracing.Propagator)), observe.RouteSpan())
 	}
 	if cfg.Registry != nil {
 		e.Use(observe.RED(cfg.Registry, listener))
@@ -154,10 +154,12 @@ func accessLog(log *slog.Logger, listener string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
-		// The query string is left out: it may hold codes and tokens.
+		// The route template, never the path: a path may carry identifiers
+		// (/internal/sessions/<sid>) and its query string codes and tokens.
+		// The method comes from a fixed set, as in the metrics.
 		attrs := make([]slog.Attr, 0, 8)
-		attrs = append(attrs, slog.String("listener", listener), slog.String("method", c.Request.Method),
-			slog.String("route", c.FullPath()), slog.String("path", c.Request.URL.Path), slog.Int("status", c.Writer.Status()),
+		attrs = append(attrs, slog.String("listener", listener), slog.String("method", observe.Method(c.Request.Method)),
+			slog.String("route", observe.Route(c)), slog.Int("status", c.Writer.Status()),
 			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 			slog.String("request_id", c.GetString(problem.RequestIDKey)))
 		if id, ok := mtls.PeerID(c.Request); ok {
