@@ -58,6 +58,9 @@ type Family struct {
 	ID     string
 	SID    string
 	UserID string
+	// SSOHash is the SHA-256 of the SSO cookie's secret (256 random bits,
+	// independent of SID): the cookie itself is never stored.
+	SSOHash []byte
 }
 
 // RefreshToken is one refresh token; only its SHA-256 is stored.
@@ -100,7 +103,9 @@ type TokenStore interface {
 	RevokeAccessToken(ctx context.Context, id string) error
 
 	CreateFamily(ctx context.Context, f Family) error
-	FamilyBySID(ctx context.Context, sid string) (Family, error)
+	// FamilyBySSOHash finds the live family of an SSO cookie; ErrNotFound
+	// if none (unknown secret, or the family was revoked).
+	FamilyBySSOHash(ctx context.Context, hash []byte) (Family, error)
 	InsertRefreshToken(ctx context.Context, t RefreshToken) error
 	RefreshTokenByHash(ctx context.Context, hash []byte) (RefreshToken, error)
 	// RotateRefreshToken marks old rotated and inserts next, atomically;

@@ -1,7 +1,9 @@
 package oidc
 
 import (
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"html/template"
 	"net/http"
@@ -23,11 +25,42 @@ var templateFS embed.FS
 
 var pages = template.Must(template.ParseFS(templateFS, "templates/*.html"))
 
-// SSOCookie holds the SSO session id. __Host- makes the browser insist on
-// Secure, Path=/ and no Domain; HttpOnly keeps it from scripts; SameSite=Lax
-// sends it on the top-level navigation to /oauth2/authorize that a second
-// client starts, and not on cross-site subrequests.
+// SSOCookie holds the SSO secret: 256 random bits drawn at sign-in, of
+// which only the SHA-256 is stored (on the session's refresh-token family).
+// It is not the session id: "sid" travels in every token, log line and
+// internal path, so it names a session but never proves one. __Host- makes
+// the browser insist on Secure, Path=/ and no Domain; HttpOnly keeps it
+// from scripts; SameSite=Lax sends it on the top-level navigation to
+// /oauth2/authorize that a second client starts, and not on cross-site
+// subrequests.
 const SSOCookie = "__Host-strata_sso"
+
+// sessionRef names a session in log lines without its id: a short hash,
+// enough to correlate the lines of one session.
+func sessionRef(sid string) string {
+	if sid == "" {
+		return ""
+	}
+	h := sha256.Sum256([]byte("strata-session-log:" + sid))
+	return hex.EncodeToString(h[:6])
+}
+
+// ssoFamily is the live session family the browser's SSO cookie proves,
+// if any.
+func (p *Provider) ssoFamily(c *gin.Context) (identity.Family, bool) {
+	secret, err := c.Cookie(SSOCookie)
+	if err != nil || secret == "" || len(secret) > 128 {
+		return identity.Family{}, false
+	}
+	f, err := p.d.Tokens.FamilyBySSOHash(c.Request.Context(), hashToken(secret))
+	if err != nil {
+		if !errors.Is(err, identity.ErrNotFound) {
+			p.d.Log.WarnContext(c.Request.Context(), "SSO cookie lookup failed", "err", err)
+		}
+		return identity.Family{}, false
+	}
+	return f, true
+}
 
 func page(c *gin.Context, status int, name string, data any) {
 	c.Header("Content-Type", "text/html; charset=utf-8")
@@ -79,8 +112,8 @@ func (p *Provider) loginForm(c *gin.Context) {
 		callback(c, ar.ID)
 		return
 	}
-	if sid, err := c.Cookie(SSOCookie); err == nil && sid != "" && !slices.Contains(ar.Params.Prompt, oidc.PromptLogin) {
-		done, err := p.completeFromSession(c, ar, sid)
+	if f, ok := p.ssoFamily(c); ok && !slices.Contains(ar.Params.Prompt, oidc.PromptLogin) {
+		done, err := p.completeFromSession(c, ar, f)
 		if err != nil {
 			p.d.Log.WarnContext(ctx, "SSO check failed; asking for the password", "err", err)
 		}
@@ -96,13 +129,16 @@ func (p *Provider) loginForm(c *gin.Context) {
 	page(c, http.StatusOK, "login.html", loginData{AuthRequestID: ar.ID, ClientID: ar.ClientID, Username: ar.Params.LoginHint})
 }
 
-// completeFromSession finishes ar with the SSO session sid if it is alive
-// and recent enough.
-func (p *Provider) completeFromSession(c *gin.Context, ar identity.AuthRequest, sid string) (bool, error) {
+// completeFromSession finishes ar with the SSO session of family f (which
+// the cookie's secret proved) if it is alive and recent enough.
+func (p *Provider) completeFromSession(c *gin.Context, ar identity.AuthRequest, f identity.Family) (bool, error) {
 	ctx := c.Request.Context()
-	s, ok, err := p.d.Sessions.Get(ctx, sid)
+	s, ok, err := p.d.Sessions.Get(ctx, f.SID)
 	if err != nil || !ok {
 		return false, err
+	}
+	if s.UserID != f.UserID || s.FamilyID != f.ID {
+		return false, errors.New("SSO cookie and session disagree")
 	}
 	if ar.Params.MaxAge != nil && time.Since(s.AuthTime) > time.Duration(*ar.Params.MaxAge)*time.Second {
 		return false, nil
@@ -114,7 +150,7 @@ func (p *Provider) completeFromSession(c *gin.Context, ar identity.AuthRequest, 
 	if err := p.d.Tokens.CompleteAuthRequest(ctx, ar.ID, u.ID, s.SID, s.FamilyID, s.AuthTime); err != nil {
 		return false, err
 	}
-	p.d.Log.InfoContext(ctx, "signed in by SSO session", "client_id", ar.ClientID, "sid", s.SID)
+	p.d.Log.InfoContext(ctx, "signed in by SSO session", "client_id", ar.ClientID, "session", sessionRef(s.SID))
 	return true, nil
 }
 
@@ -171,7 +207,8 @@ func (p *Provider) loginSubmit(c *gin.Context) {
 		message(c, http.StatusServiceUnavailable, "Sign-in unavailable", "Sign-in is briefly unavailable. Try again in a moment.")
 		return
 	}
-	if err := p.d.Tokens.CreateFamily(ctx, identity.Family{ID: familyID, SID: sid, UserID: u.ID}); err != nil {
+	secret := randomToken() // 256 bits from crypto/rand
+	if err := p.d.Tokens.CreateFamily(ctx, identity.Family{ID: familyID, SID: sid, UserID: u.ID, SSOHash: hashToken(secret)}); err != nil {
 		_ = c.Error(err)
 		message(c, http.StatusInternalServerError, "Sign-in failed", "Something went wrong. Try again.")
 		return
@@ -180,9 +217,9 @@ func (p *Provider) loginSubmit(c *gin.Context) {
 		message(c, http.StatusBadRequest, "Sign-in expired", "This sign-in link is no longer valid. Start again from the application.")
 		return
 	}
-	http.SetCookie(c.Writer, &http.Cookie{Name: SSOCookie, Value: sid, Path: "/", Expires: exp, HttpOnly: true, Secure: true,
+	http.SetCookie(c.Writer, &http.Cookie{Name: SSOCookie, Value: secret, Path: "/", Expires: exp, HttpOnly: true, Secure: true,
 		SameSite: http.SameSiteLaxMode})
-	p.d.Log.InfoContext(ctx, "signed in", "client_id", ar.ClientID, "sid", sid)
+	p.d.Log.InfoContext(ctx, "signed in", "client_id", ar.ClientID, "session", sessionRef(sid))
 	callback(c, ar.ID)
 }
 
@@ -193,8 +230,8 @@ func (p *Provider) loginSubmit(c *gin.Context) {
 func (p *Provider) logout(c *gin.Context) {
 	ctx := c.Request.Context()
 	var sids []string
-	if sid, err := c.Cookie(SSOCookie); err == nil && sid != "" {
-		sids = append(sids, sid)
+	if f, ok := p.ssoFamily(c); ok {
+		sids = append(sids, f.SID)
 	}
 	if raw, err := authn.BearerToken(c.GetHeader("Authorization")); err == nil {
 		if claims, err := p.access.Verify(ctx, raw); err == nil && claims.SessionID != "" {

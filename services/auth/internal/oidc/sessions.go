@@ -57,7 +57,10 @@ type SessionClient struct{ http Doer }
 // service's internal listener).
 func NewSessionClient(d Doer) *SessionClient { return &SessionClient{http: d} }
 
-func (c *SessionClient) do(ctx context.Context, method, path string, body any) (*http.Response, []byte, error) {
+// do sends one request. route is the path's template (never the path:
+// /internal/sessions/<sid> would put session ids into error messages and
+// from there into logs).
+func (c *SessionClient) do(ctx context.Context, method, path, route string, body any) (*http.Response, []byte, error) {
 	var payload io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -75,7 +78,11 @@ func (c *SessionClient) do(ctx context.Context, method, path string, body any) (
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", ErrSessionsUnavailable, err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // *url.Error repeats the URL, and with it the sid
+		}
+		return nil, nil, fmt.Errorf("%w: %s %s: %v", ErrSessionsUnavailable, method, route, err)
 	}
 	defer resp.Body.Close()
 	respBody, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -83,14 +90,14 @@ func (c *SessionClient) do(ctx context.Context, method, path string, body any) (
 		return nil, nil, fmt.Errorf("%w: %v", ErrSessionsUnavailable, err)
 	}
 	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
-		return nil, nil, fmt.Errorf("%w: %s %s: status %d", ErrSessionsUnavailable, method, path, resp.StatusCode)
+		return nil, nil, fmt.Errorf("%w: %s %s: status %d", ErrSessionsUnavailable, method, route, resp.StatusCode)
 	}
 	return resp, respBody, nil
 }
 
 // Create opens a session and returns its sid.
 func (c *SessionClient) Create(ctx context.Context, s NewSession) (string, error) {
-	resp, body, err := c.do(ctx, http.MethodPost, "/internal/sessions", s)
+	resp, body, err := c.do(ctx, http.MethodPost, "/internal/sessions", "/internal/sessions", s)
 	if err != nil {
 		return "", err
 	}
@@ -106,10 +113,12 @@ func (c *SessionClient) Create(ctx context.Context, s NewSession) (string, error
 	return out.SID, nil
 }
 
+const sessionRoute = "/internal/sessions/:sid"
+
 // Get returns the session if it lives.
 func (c *SessionClient) Get(ctx context.Context, sid string) (Session, bool, error) {
 	var s Session
-	resp, body, err := c.do(ctx, http.MethodGet, "/internal/sessions/"+url.PathEscape(sid), nil)
+	resp, body, err := c.do(ctx, http.MethodGet, "/internal/sessions/"+url.PathEscape(sid), sessionRoute, nil)
 	if err != nil {
 		return s, false, err
 	}
@@ -128,7 +137,7 @@ func (c *SessionClient) Get(ctx context.Context, sid string) (Session, bool, err
 
 // Delete ends a session; deleting one already gone is not an error.
 func (c *SessionClient) Delete(ctx context.Context, sid string) error {
-	resp, _, err := c.do(ctx, http.MethodDelete, "/internal/sessions/"+url.PathEscape(sid), nil)
+	resp, _, err := c.do(ctx, http.MethodDelete, "/internal/sessions/"+url.PathEscape(sid), sessionRoute, nil)
 	if err != nil {
 		return err
 	}

@@ -297,13 +297,13 @@ func (s *Storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 
 // revokeFamily ends a refresh-token family and the session it belongs to.
 func (s *Storage) revokeFamily(ctx context.Context, familyID, sid, reason string) {
-	s.log.WarnContext(ctx, "revoking refresh-token family", "family_id", familyID, "sid", sid, "reason", reason)
+	s.log.WarnContext(ctx, "revoking refresh-token family", "family_id", familyID, "session", sessionRef(sid), "reason", reason)
 	if err := s.tokens.RevokeFamily(ctx, familyID, reason); err != nil {
 		s.log.ErrorContext(ctx, "revoke family failed", "family_id", familyID, "err", err)
 	}
 	if sid != "" {
 		if err := s.sessions.Delete(ctx, sid); err != nil {
-			s.log.ErrorContext(ctx, "delete session failed", "sid", sid, "err", err)
+			s.log.ErrorContext(ctx, "delete session failed", "session", sessionRef(sid), "err", err)
 		}
 	}
 }
@@ -405,7 +405,7 @@ func (s *Storage) TerminateSessionFromRequest(ctx context.Context, req *op.EndSe
 		if err := s.tokens.RevokeFamiliesBySID(ctx, sid, "logout"); err != nil {
 			return "", err
 		}
-		s.log.InfoContext(ctx, "session ended", "sid", sid)
+		s.log.InfoContext(ctx, "session ended", "session", sessionRef(sid))
 	}
 	return req.RedirectURI, nil
 }

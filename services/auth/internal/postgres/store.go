@@ -389,20 +389,25 @@ func (s *Store) RevokeAccessToken(ctx context.Context, id string) error {
 
 // ---- refresh tokens and families ----
 
-// CreateFamily starts the refresh-token family of a session.
+// CreateFamily starts the refresh-token family of a session, with the
+// hash of its SSO cookie secret.
 func (s *Store) CreateFamily(ctx context.Context, f identity.Family) error {
-	const q = `INSERT INTO refresh_families (id, sid, user_id, created_at) VALUES ($1, $2, $3, $4)`
-	if _, err := s.pool.Exec(ctx, q, f.ID, f.SID, f.UserID, s.now()); err != nil {
+	const q = `INSERT INTO refresh_families (id, sid, user_id, sso_hash, created_at) VALUES ($1, $2, $3, $4, $5)`
+	if _, err := s.pool.Exec(ctx, q, f.ID, f.SID, f.UserID, f.SSOHash, s.now()); err != nil {
 		return fmt.Errorf("insert family: %w", err)
 	}
 	return nil
 }
 
-// FamilyBySID returns a session's live family.
-func (s *Store) FamilyBySID(ctx context.Context, sid string) (identity.Family, error) {
+// FamilyBySSOHash returns the live family whose SSO cookie secret hashes to
+// hash.
+func (s *Store) FamilyBySSOHash(ctx context.Context, hash []byte) (identity.Family, error) {
 	var f identity.Family
-	const q = `SELECT id::text, sid, user_id::text FROM refresh_families WHERE sid = $1 AND revoked_at IS NULL ORDER BY created_at DESC LIMIT 1`
-	err := s.pool.QueryRow(ctx, q, sid).Scan(&f.ID, &f.SID, &f.UserID)
+	if len(hash) == 0 {
+		return f, identity.ErrNotFound
+	}
+	const q = `SELECT id::text, sid, user_id::text, sso_hash FROM refresh_families WHERE sso_hash = $1 AND revoked_at IS NULL`
+	err := s.pool.QueryRow(ctx, q, hash).Scan(&f.ID, &f.SID, &f.UserID, &f.SSOHash)
 	return f, notFound(err)
 }
 
