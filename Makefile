@@ -78,6 +78,10 @@ certs: ## Create the dev CA (once) and renew every workload and store certificat
 certs-fresh:
 	@if ! openssl x509 -checkend 3600 -noout -in .stack/certs/ledger.pem >/dev/null 2>&1; then $(MAKE) --no-print-directory certs; fi
 
+.PHONY: pictures
+pictures: ## Draw the architecture, HA, cache-aside, outbox and idempotency diagrams to docs/img/*.svg (mermaid-cli in headless Chromium).
+	@bash tools/docs/mermaid.sh draw
+
 .PHONY: stack-up
 stack-up: ## Start Postgres, Redis and Cassandra (installs what is missing; a no-op when all are up).
 	@bash $(NATIVE)/stack.sh up
@@ -87,7 +91,7 @@ stack-down: ## Stop the data stack.
 	@bash $(NATIVE)/stack.sh down
 
 .PHONY: lint
-lint: ## gofmt, go vet, go mod tidy leaves the tree clean, no committed secrets.
+lint: ## gofmt, go vet, go mod tidy leaves the tree clean, no committed secrets, every docs diagram renders.
 	@bad=$$(gofmt -l $(MODULES)); if [ -n "$$bad" ]; then echo "not gofmt-formatted:"; echo "$$bad"; exit 1; fi
 	@for m in $(MODULES); do (cd $$m && go vet ./...) || exit 1; done
 	@before=$$(cat $(addsuffix /go.mod,$(MODULES)) $(wildcard $(addsuffix /go.sum,$(MODULES))) | md5sum); \
@@ -96,4 +100,5 @@ lint: ## gofmt, go vet, go mod tidy leaves the tree clean, no committed secrets.
 	if [ "$$before" != "$$after" ]; then echo "go mod tidy changed go.mod/go.sum: commit the tidied files"; exit 1; fi
 	@for m in $(MODULES); do (cd $$m && GOWORK=off go build -o /dev/null ./...) || exit 1; done
 	@bash tools/check-secrets.sh
+	@bash tools/docs/mermaid.sh check
 	@echo "lint ok"
