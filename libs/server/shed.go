@@ -112,8 +112,8 @@ func newShedder(cfg ShedConfig, listener string, reg prometheus.Registerer, log 
 }
 
 // neverShed are the operational endpoints: an overloaded service must still
-// say whether it is alive and be observable.
-var neverShed = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
+// say whether it is alive and be observable, and publish its contract.
+var neverShed = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true, "/openapi.json": true}
 
 func (s *Shedder) middleware() gin.HandlerFunc {
 	return func(c *gin.Context) {

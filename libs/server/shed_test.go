@@ -26,6 +26,7 @@ func TestOverloadIsShedWith429(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		c.JSON(200, gin.H{"ok": true})
 	})
+	srv.Public.GET("/openapi.json", func(c *gin.Context) { c.JSON(200, gin.H{"openapi": "3.1.0"}) })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
@@ -77,9 +78,9 @@ func TestOverloadIsShedWith429(t *testing.T) {
 			}
 		}()
 	}
-	// While the flood is on, health and readiness still answer.
+	// While the flood is on, health, readiness and the contract still answer.
 	time.Sleep(50 * time.Millisecond)
-	for _, p := range []string{"/healthz", "/readyz"} {
+	for _, p := range []string{"/healthz", "/readyz", "/openapi.json"} {
 		resp, err := client.Get("https://" + addr + p)
 		if err != nil || resp.StatusCode != 200 {
 			t.Fatalf("%s during overload: %v %v", p, resp, err)

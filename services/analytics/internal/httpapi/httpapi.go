@@ -18,6 +18,7 @@ import (
 	"github.com/strata-ref/strata/libs/mtls"
 	"github.com/strata-ref/strata/libs/problem"
 	"github.com/strata-ref/strata/libs/server"
+	"github.com/strata-ref/strata/services/analytics/api"
 	"github.com/strata-ref/strata/services/analytics/internal/analytics"
 )
 
@@ -34,8 +35,10 @@ func New(svc *analytics.Service, authenticate gin.HandlerFunc, log *slog.Logger)
 	return &API{svc: svc, authn: authenticate, log: log}
 }
 
-// RegisterPublic mounts the client routes on the TLS listener.
+// RegisterPublic mounts the client routes and the OpenAPI document on the
+// TLS listener.
 func (a *API) RegisterPublic(r gin.IRouter) {
+	api.Document.Register(r)
 	g := r.Group("/v1", a.authn)
 	g.POST("/events", a.postEvents)
 	g.GET("/accounts/:id/activity", a.activity)

@@ -18,6 +18,7 @@ import (
 	"github.com/strata-ref/strata/libs/authn"
 	"github.com/strata-ref/strata/libs/problem"
 	"github.com/strata-ref/strata/libs/server"
+	"github.com/strata-ref/strata/services/auth/api"
 	"github.com/strata-ref/strata/services/auth/internal/identity"
 )
 
@@ -37,8 +38,10 @@ func New(users identity.Store, alive SessionCheck, log *slog.Logger) *API {
 	return &API{users: users, alive: alive, log: log}
 }
 
-// Register mounts the routes behind authenticate (authn's middleware).
+// Register mounts the routes behind authenticate (authn's middleware), and
+// the OpenAPI document.
 func (a *API) Register(r gin.IRouter, authenticate gin.HandlerFunc) {
+	api.Document.Register(r)
 	g := r.Group("/v1/users", authenticate, a.requireAdmin)
 	g.GET("", a.list)
 	g.POST("", a.stateful, a.create)

@@ -18,6 +18,7 @@ import (
 	"github.com/strata-ref/strata/libs/idempotency"
 	"github.com/strata-ref/strata/libs/problem"
 	"github.com/strata-ref/strata/libs/server"
+	"github.com/strata-ref/strata/services/ledger/api"
 	"github.com/strata-ref/strata/services/ledger/internal/ledger"
 )
 
@@ -39,8 +40,10 @@ func New(svc *ledger.Service, auth *authn.Validator, cipher idempotency.Cipher, 
 	return &API{svc: svc, auth: auth, cipher: cipher, log: log, onReplay: onReplay}
 }
 
-// Register mounts the /v1 routes on the public engine.
+// Register mounts the /v1 routes and the OpenAPI document on the public
+// engine.
 func (a *API) Register(r gin.IRouter) {
+	api.Document.Register(r)
 	v1 := r.Group("/v1", a.auth.Middleware(a.log))
 	// No DB: no lookup before the handler. Replays and 422s are answered by
 	// the key's claim, which rides in the transaction's first batch

@@ -14,6 +14,7 @@ import (
 	"github.com/strata-ref/strata/libs/authn"
 	"github.com/strata-ref/strata/libs/problem"
 	"github.com/strata-ref/strata/libs/server"
+	"github.com/strata-ref/strata/services/session/api"
 	"github.com/strata-ref/strata/services/session/internal/session"
 )
 
@@ -35,10 +36,12 @@ func (a *API) RegisterInternal(r gin.IRouter) {
 	g.GET("", server.RequirePeers("auth"), a.listByUser)
 }
 
-// RegisterPublic mounts GET /v1/sessions, GET and DELETE /v1/sessions/{sid}
-// behind authenticate (the JWT middleware): a user sees and ends only their
-// own sessions; another user's sid answers 404, exactly like an unknown one.
+// RegisterPublic mounts the OpenAPI document and GET /v1/sessions, GET and
+// DELETE /v1/sessions/{sid} behind authenticate (the JWT middleware): a user
+// sees and ends only their own sessions; another user's sid answers 404,
+// exactly like an unknown one.
 func (a *API) RegisterPublic(r gin.IRouter, authenticate gin.HandlerFunc) {
+	api.Document.Register(r)
 	g := r.Group("/v1/sessions", authenticate)
 	g.GET("", func(c *gin.Context) {
 		p, _ := authn.FromContext(c.Request.Context())

@@ -1,0 +1,15 @@
+// Package api holds the ledger's public contract: its OpenAPI 3.1 document
+// (openapi.yaml), served as JSON at GET /openapi.json.
+package api
+
+import (
+	_ "embed"
+
+	"github.com/strata-ref/strata/libs/openapi"
+)
+
+//go:embed openapi.yaml
+var yaml []byte
+
+// Document is the ledger's OpenAPI document.
+var Document = openapi.MustLoad(yaml)
