@@ -63,6 +63,69 @@ func TestAttacks(t *testing.T) {
 			t.Fatal("auth logged the session id or the SSO cookie")
 		}
 	})
+
+	// Login CSRF: the attacker starts an auth request of their own and makes
+	// the victim's browser post the attacker's credentials into it; the
+	// victim then holds the attacker's SSO session and later sign-ins
+	// complete silently as the attacker. A sandboxed frame or a redirect
+	// chain sends Origin: null, which used to pass.
+	t.Run("ASVS_v5_3.5.1/login_CSRF", func(t *testing.T) {
+		// The attacker's own form, fetched with the attacker's own browser.
+		form := func(c *http.Client) loginForm {
+			resp, err := c.Get(authorizeURL(h.issuer, "strata-cli", cliRedirect, "csrf", newPKCE(), nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			f := parseForm(t, string(body))
+			f.fields.Set("username", "bob")
+			f.fields.Set("password", "strata-demo")
+			return f
+		}
+		refused := func(t *testing.T, c *http.Client, f loginForm, hdr ...string) {
+			t.Helper()
+			resp, err := h.postLogin(c, h.issuer+f.action, f.fields, hdr...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("%v: %d (Location %q), want 403", hdr, resp.StatusCode, resp.Header.Get("Location"))
+			}
+			for _, ck := range resp.Cookies() {
+				if ck.Name == oidc.SSOCookie && ck.Value != "" {
+					t.Fatalf("%v: an SSO cookie was set", hdr)
+				}
+			}
+		}
+		attacker := h.browser(t)
+		f := form(attacker)
+		// The origin check, with the attacker's own (valid) form token.
+		t.Run("origin_null", func(t *testing.T) { refused(t, attacker, f, "Origin", "null") })
+		t.Run("foreign_origin", func(t *testing.T) { refused(t, attacker, f, "Origin", "https://evil.example") })
+		t.Run("no_origin_cross_site", func(t *testing.T) { refused(t, attacker, f, "Origin", "", "Sec-Fetch-Site", "cross-site") })
+		t.Run("no_origin_no_fetch_metadata", func(t *testing.T) { refused(t, attacker, f, "Origin", "") })
+		// The form token: the victim's browser does not hold the cookie the
+		// attacker's form token was made for, even when the origin check
+		// is somehow passed.
+		victim := h.browser(t)
+		form(victim) // the victim has a login cookie of its own
+		t.Run("attackers_form_token_in_victims_browser", func(t *testing.T) { refused(t, victim, f) })
+		noToken := form(h.browser(t))
+		noToken.fields.Del("csrf")
+		t.Run("no_form_token", func(t *testing.T) { refused(t, victim, noToken) })
+		// Control: the attacker's own browser, same-origin, signs in.
+		resp, err := h.postLogin(attacker, h.issuer+f.action, f.fields, "Origin", "", "Sec-Fetch-Site", "same-origin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if q := redirectParams(t, resp); q.Get("code") == "" {
+			t.Fatalf("same-origin sign-in: %v", q)
+		}
+	})
 }
 
 // victimCookie is the SSO cookie a browser holds.

@@ -181,7 +181,7 @@ func (h *harness) signIn(t testing.TB, c *http.Client, clientID, redirect, user,
 	form.fields.Set("username", user)
 	form.fields.Set("password", password)
 	action, _ := resp.Request.URL.Parse(form.action)
-	resp2, err := c.PostForm(action.String(), form.fields)
+	resp2, err := h.postLogin(c, action.String(), form.fields)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,6 +191,25 @@ func (h *harness) signIn(t testing.TB, c *http.Client, clientID, redirect, user,
 		t.Fatalf("state %q, want %q (%v)", q.Get("state"), state, q)
 	}
 	return q, p, true
+}
+
+// postLogin submits the login form as a browser does: a form POST with
+// the provider's own Origin.
+func (h *harness) postLogin(c *http.Client, action string, fields url.Values, hdr ...string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodPost, action, strings.NewReader(fields.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", h.issuer)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i+1] == "" {
+			req.Header.Del(hdr[i])
+		} else {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+	}
+	return c.Do(req)
 }
 
 type tokenResponse struct {

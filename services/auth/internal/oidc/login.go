@@ -1,8 +1,10 @@
 package oidc
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"embed"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"html/template"
@@ -80,7 +82,66 @@ func message(c *gin.Context, status int, title, msg string) {
 }
 
 type loginData struct {
-	AuthRequestID, ClientID, Username, Error string
+	AuthRequestID, ClientID, Username, Error, CSRF string
+}
+
+// LoginCookie is the browser's login-form secret (random, HttpOnly,
+// __Host-): the form's hidden `csrf` field is HMAC-SHA256 of the auth
+// request id under it, so a form is valid only in the browser that fetched
+// it and only for its own auth request. A page elsewhere can neither read
+// the cookie nor set a __Host- cookie, so it cannot forge the field; an
+// attacker's own form (for their own auth request) carries a token of
+// their cookie, which the victim's browser does not hold.
+const LoginCookie = "__Host-strata_login"
+
+// loginCSRF returns the form token for authRequestID in this browser,
+// setting the browser's login cookie first if it has none.
+func loginCSRF(c *gin.Context, authRequestID string) string {
+	key, ok := loginKey(c)
+	if !ok {
+		secret := randomToken()
+		key, _ = base64.RawURLEncoding.DecodeString(secret)
+		http.SetCookie(c.Writer, &http.Cookie{Name: LoginCookie, Value: secret, Path: "/", HttpOnly: true, Secure: true,
+			SameSite: http.SameSiteLaxMode})
+	}
+	return csrfToken(key, authRequestID)
+}
+
+func loginKey(c *gin.Context) ([]byte, bool) {
+	v, err := c.Cookie(LoginCookie)
+	if err != nil {
+		return nil, false
+	}
+	key, err := base64.RawURLEncoding.DecodeString(v)
+	return key, err == nil && len(key) == 32
+}
+
+func csrfToken(key []byte, authRequestID string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("strata-login-form|" + authRequestID))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// validCSRF checks the posted form token against the browser's cookie.
+func validCSRF(c *gin.Context, authRequestID string) bool {
+	key, ok := loginKey(c)
+	if !ok {
+		return false
+	}
+	return hmac.Equal([]byte(c.PostForm("csrf")), []byte(csrfToken(key, authRequestID)))
+}
+
+// sameOrigin reports whether a browser sent this form POST from the
+// provider's own pages. Browsers send Origin on every form POST (the value
+// "null" for sandboxed frames, redirect chains and privacy-sensitive
+// contexts: refused, since it may hide any site); without Origin, the fetch
+// metadata header Sec-Fetch-Site must say same-origin. A request with
+// neither is not a browser's and is refused too: scripts set Origin.
+func (p *Provider) sameOrigin(c *gin.Context) bool {
+	if o := c.GetHeader("Origin"); o != "" {
+		return o == p.origin || o == "https://"+c.Request.Host
+	}
+	return c.GetHeader("Sec-Fetch-Site") == "same-origin"
 }
 
 // callback returns the browser to the op, which answers the client's
@@ -126,7 +187,8 @@ func (p *Provider) loginForm(c *gin.Context) {
 		callback(c, ar.ID) // not done: the op answers login_required / interaction_required
 		return
 	}
-	page(c, http.StatusOK, "login.html", loginData{AuthRequestID: ar.ID, ClientID: ar.ClientID, Username: ar.Params.LoginHint})
+	page(c, http.StatusOK, "login.html", loginData{AuthRequestID: ar.ID, ClientID: ar.ClientID, Username: ar.Params.LoginHint,
+		CSRF: loginCSRF(c, ar.ID)})
 }
 
 // completeFromSession finishes ar with the SSO session of family f (which
@@ -158,10 +220,18 @@ func (p *Provider) completeFromSession(c *gin.Context, ar identity.AuthRequest, 
 // service, starts its refresh-token family and completes the request.
 func (p *Provider) loginSubmit(c *gin.Context) {
 	ctx := c.Request.Context()
-	// Login CSRF: a browser always sends Origin on a form POST; one from
-	// another site must not sign the victim in to the attacker's account.
-	if o := c.GetHeader("Origin"); o != "" && o != "null" && o != p.cfg.Issuer && o != "https://"+c.Request.Host {
+	// Login CSRF: a form posted from another site (or from nowhere a
+	// browser will name) must not sign the victim in to the attacker's
+	// account; and the form must be the one this browser was served for
+	// this auth request.
+	if !p.sameOrigin(c) {
+		p.d.Log.InfoContext(ctx, "sign-in refused: not same-origin", "origin", c.GetHeader("Origin"), "sec_fetch_site", c.GetHeader("Sec-Fetch-Site"))
 		message(c, http.StatusForbidden, "Sign-in refused", "The sign-in form was submitted from another site.")
+		return
+	}
+	if !validCSRF(c, c.PostForm("authRequestID")) {
+		p.d.Log.InfoContext(ctx, "sign-in refused: form token missing or wrong")
+		message(c, http.StatusForbidden, "Sign-in refused", "This sign-in form is not valid here. Start again from the application.")
 		return
 	}
 	ar, err := p.d.Tokens.AuthRequestByID(ctx, c.PostForm("authRequestID"))
@@ -174,7 +244,7 @@ func (p *Provider) loginSubmit(c *gin.Context) {
 		return
 	}
 	username := c.PostForm("username")
-	form := loginData{AuthRequestID: ar.ID, ClientID: ar.ClientID, Username: username}
+	form := loginData{AuthRequestID: ar.ID, ClientID: ar.ClientID, Username: username, CSRF: c.PostForm("csrf")}
 	u, wait, err := p.d.Auth.Login(ctx, username, c.PostForm("password"), c.RemoteIP())
 	switch {
 	case errors.Is(err, identity.ErrThrottled):

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -72,6 +73,7 @@ type Deps struct {
 // Provider is the mounted OpenID provider.
 type Provider struct {
 	cfg     Config
+	origin  string // the issuer's origin (scheme://host[:port])
 	d       Deps
 	op      *op.Provider
 	storage *Storage
@@ -123,7 +125,11 @@ func New(cfg Config, d Deps) (*Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("openid provider: %w", err)
 	}
-	return &Provider{cfg: cfg, d: d, op: provider, storage: st, access: access}, nil
+	iss, err := url.Parse(cfg.Issuer)
+	if err != nil || iss.Scheme == "" || iss.Host == "" {
+		return nil, fmt.Errorf("issuer %q is not an absolute URL", cfg.Issuer)
+	}
+	return &Provider{cfg: cfg, origin: iss.Scheme + "://" + iss.Host, d: d, op: provider, storage: st, access: access}, nil
 }
 
 // AccessTokens is the provider's token signer (benchmarks, tests).
