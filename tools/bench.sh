@@ -10,6 +10,7 @@
 #   services/session     BenchmarkGet (internal/session) the read path without HTTP, Redis hit vs Postgres
 #   services/analytics   TestIngestBenchmark           service events/s vs raw gocql
 #   services/auth        -bench .                      JWT verification ns/op, token issuance tokens/s
+#   loadtest             TestCacheTakesLoadOffPostgres ledger transfers/s beside session reads, cache on vs off
 #   tools/tracecheck     a STRATA_BENCH-gated test, when one exists: observability on vs off
 # and reads the `BENCH <name> <value> <unit>` lines they print (go test
 # -bench lines and tracecheck's on/off table rows are converted to the same
@@ -85,6 +86,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   run "$r" session-get services/session -run '^$' -bench '^BenchmarkGet$' -benchtime 3s -timeout 15m ./internal/session
   run "$r" analytics services/analytics -run '^TestIngestBenchmark$' -v -timeout 15m .
   run "$r" auth services/auth -run '^$' -bench . -benchtime 2s -timeout 15m .
+  run "$r" cache-load loadtest -run '^TestCacheTakesLoadOffPostgres$' -v -timeout 15m ./internal/tradeoffs
   if [[ -n $TRACE_TEST ]]; then
     run "$r" tracecheck tools/tracecheck -run "^${TRACE_TEST}\$" -v -timeout 15m .
   fi
@@ -131,6 +133,8 @@ awk -v rounds="$ROUNDS" -v trace="$TRACE_TEST" -v failed=" $FAILED" '
     row("session: cache hit vs Postgres only (HTTP)", "cache hit", "session.cache_hit", "cache disabled", "session.postgres_only", ">= 5x", 5, 0, "session")
     row("session vs redis-benchmark", "cache hit (HTTPS, JWT)", "session.cache_hit", "redis-benchmark GET", "session.redis_benchmark", ">= 0.15x", 0.15, 0, "session")
     row("session read path, no HTTP (BenchmarkGet)", "Redis hit", "BenchmarkGet/redis_hit.reads/s", "Postgres only", "BenchmarkGet/postgres_only.reads/s", "-", "", 0, "session-get")
+    row("what the cache buys: ledger transfers/s beside 600 session reads/s", "cache on", "cache_load.on.transfers_beside_reads", "cache off", "cache_load.off.transfers_beside_reads", "- (> 1x: the cache leaves Postgres to the ledger)", "", 0, "cache-load")
+    row("what the cache buys: Postgres CPU per session read", "cache off", "cache_load.off.postgres_cpu_per_read", "cache on", "cache_load.on.postgres_cpu_per_read", "- (CPU saved per read)", "", 0, "cache-load")
     row("analytics vs raw gocql (same rows)", "service", "analytics.service", "raw gocql", "analytics.raw_gocql", ">= 0.50x", 0.5, 0, "analytics")
     row("auth JWT verify: cached vs full ES256", "cached", "BenchmarkJWTVerifyES256/cached.ns/op", "full verify", "BenchmarkJWTVerifyES256/full.ns/op", "- (speed-up)", "", 1, "auth")
     if ("BenchmarkTokenIssuance/client_credentials.tokens/s" in seen)
