@@ -3,14 +3,17 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
 	"regexp"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -77,8 +80,8 @@ func New(cfg Config) *Server {
 		cfg.Registry = observe.NewRegistry()
 	}
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{cfg: cfg, shedder: newShedder(cfg.Shed, "public", cfg.Registry, cfg.Logger)}
-	s.Public, s.Internal = s0(cfg, "public", s.shedder), s0(cfg, "internal", nil)
+	s := &Server{cfg: cfg, shedder: newShedder(cfg.Shed, cfg.MaxBodyBytes, "public", cfg.Registry, cfg.Logger)}
+	s.Public, s.Internal = s0(cfg, "public"), s0(cfg, "internal")
 	for _, e := range []*gin.Engine{s.Public, s.Internal} {
 		e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 		e.GET("/readyz", s.ready)
@@ -87,11 +90,11 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// s0 builds one listener's engine. The order matters: request id and panic
-// recovery first, then the span and the RED metrics (so shed requests are
-// traced and counted), the access log, then load shedding, which runs before
-// any route's token verification or I/O, and the body limit.
-func s0(cfg Config, listener string, shed *Shedder) *gin.Engine {
+// s0 builds one listener's engine. On the public listener load shedding
+// runs before it (Shedder.Handler, in front of the router). The order
+// matters: request id and panic recovery first, then the span and the RED
+// metrics, the access log, and the body limit.
+func s0(cfg Config, listener string) *gin.Engine {
 	e := gin.New()
 	e.ContextWithFallback = true // c.Request.Context() carries the span; handlers use it downward
 	e.HandleMethodNotAllowed = true
@@ -105,9 +108,6 @@ func s0(cfg Config, listener string, shed *Shedder) *gin.Engine {
 		e.Use(observe.RED(cfg.Registry, listener))
 	}
 	e.Use(accessLog(cfg.Logger, listener))
-	if shed != nil {
-		e.Use(shed.middleware())
-	}
 	e.Use(limitBody(cfg.MaxBodyBytes))
 	e.NoRoute(func(c *gin.Context) { problem.Abort(c, problem.New(http.StatusNotFound, "no such resource")) })
 	e.NoMethod(func(c *gin.Context) {
@@ -231,6 +231,48 @@ func (s *Server) ready(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ready", "checks": results})
 }
 
+// Listener limits. Every read and write has a deadline, so a client that
+// stalls cannot hold a connection (and its goroutine and buffers) for
+// long: the headers must arrive within ReadHeaderTimeout, the whole
+// request within ReadTimeout (the public listener reads bodies under the
+// shorter ShedConfig.BodyTimeout), the response be written within
+// WriteTimeout. No route streams, so none needs longer. One HTTP/2
+// connection carries at most MaxConcurrentStreams requests at once: its
+// client cannot queue unbounded work behind a single handshake.
+const (
+	ReadHeaderTimeout    = 5 * time.Second
+	ReadTimeout          = 15 * time.Second
+	WriteTimeout         = 30 * time.Second
+	IdleTimeout          = 2 * time.Minute
+	MaxHeaderBytes       = 64 << 10
+	MaxConcurrentStreams = 100
+)
+
+func (s *Server) httpServer(h http.Handler, tlsConf *tls.Config, errLog *log.Logger) *http.Server {
+	return &http.Server{Handler: h, TLSConfig: tlsConf, ErrorLog: errLog,
+		ReadHeaderTimeout: ReadHeaderTimeout, ReadTimeout: ReadTimeout, WriteTimeout: WriteTimeout, IdleTimeout: IdleTimeout,
+		MaxHeaderBytes: MaxHeaderBytes, HTTP2: &http.HTTP2Config{MaxConcurrentStreams: MaxConcurrentStreams}}
+}
+
+var (
+	hsts = []string{"max-age=31536000"}
+)
+
+// publicHeaders marks every public answer HTTPS-only for browsers (HSTS:
+// the listener speaks nothing but TLS), and the API's answers (/v1/...,
+// which carry accounts, balances, activity and sessions) as not to be
+// stored by any cache; a handler may still set its own Cache-Control.
+func publicHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h["Strict-Transport-Security"] = hsts
+		if strings.HasPrefix(r.URL.Path, "/v1/") {
+			h["Cache-Control"] = noStore
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // Addrs returns the bound public and internal addresses once Run listens.
 func (s *Server) Addrs() (public, internal net.Addr) {
 	s.mu.Lock()
@@ -256,8 +298,8 @@ func (s *Server) Run(ctx context.Context) error {
 
 	errLog := slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn)
 	servers := []*http.Server{
-		{Handler: s.Public, TLSConfig: s.cfg.TLS.PublicServerConfig(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog},
-		{Handler: s.Internal, TLSConfig: s.cfg.TLS.InternalServerConfig(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: errLog},
+		s.httpServer(publicHeaders(s.shedder.Handler(s.Public)), s.cfg.TLS.PublicServerConfig(), errLog),
+		s.httpServer(s.Internal, s.cfg.TLS.InternalServerConfig(), errLog),
 	}
 	listeners := []net.Listener{lnPub, lnInt}
 	errc := make(chan error, 2)
