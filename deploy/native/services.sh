@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# services.sh — build and run Strata's four services natively, in the
-# background, against the native stack (stack.sh).
+# services.sh — build and run Strata's four services and the web console
+# natively, in the background, against the native stack (stack.sh).
 #
 #   services.sh start          build into bin/, start every replica not yet
 #                              running, wait until every /readyz answers 200
@@ -14,9 +14,10 @@
 #
 # Replicas: STRATA_SERVICE_REPLICAS (1) of each service. Replica r (0-based,
 # named a, b, ...) of a service listens on STRATA_SERVICE_PORT_BASE (8441)
-# + the service's offset (auth 0, ledger 1, analytics 2, session 3) + 10*r;
-# each internal mTLS listener is public + 1000. With one replica that is
-# auth 8441, ledger 8442, analytics 8443, session 8444, and the files are
+# + the service's offset (auth 0, ledger 1, analytics 2, session 3,
+# console 4) + 10*r; each internal mTLS listener is public + 1000. With one
+# replica that is auth 8441, ledger 8442, analytics 8443, session 8444,
+# console 8445, and the files are
 # .stack/logs/<service>.log and .stack/run/<service>.pid as they always
 # were; with several, <service>-a.log, <service>-b.pid and so on. Every
 # service gets the internal URLs of all replicas of its dependencies
@@ -35,8 +36,8 @@ CERTS=$STACK_DIR/certs
 LOG_DIR=$STACK_DIR/logs
 RUN_DIR=$STACK_DIR/run
 BIN_DIR=$REPO_ROOT/bin
-SERVICES=(session auth ledger analytics) # start order: auth keeps its sessions in session
-declare -A OFFSET=([auth]=0 [ledger]=1 [analytics]=2 [session]=3)
+SERVICES=(session auth ledger analytics console) # start order: auth keeps its sessions in session
+declare -A OFFSET=([auth]=0 [ledger]=1 [analytics]=2 [session]=3 [console]=4)
 REPLICAS=${STRATA_SERVICE_REPLICAS:-1}
 PORT_BASE=${STRATA_SERVICE_PORT_BASE:-8441}
 LETTERS=(a b c d e f g h i)
@@ -130,6 +131,7 @@ service_env() {
     echo "STRATA_PG_URL=$(pg_url auth)"
     echo "STRATA_SESSION_URL=$(urls session)"
     echo "STRATA_AUTH_KEK_FILE=$STACK_DIR/auth/kek"
+    echo "STRATA_CONSOLE_URL=https://127.0.0.1:$(port console 0)"
     if [[ -n ${STRATA_DEMO_PASSWORD:-} ]]; then echo "STRATA_DEMO_PASSWORD=$STRATA_DEMO_PASSWORD"; fi
     ;;
   ledger)
@@ -157,6 +159,17 @@ service_env() {
       echo "STRATA_CASSANDRA_HOSTS=127.0.0.1"
     fi
     echo "STRATA_CASSANDRA_PORT=${STRATA_CASSANDRA_PORT:-19042}"
+    ;;
+  console)
+    # Sessions live in the console's memory: people use replica a, the
+    # one registered at the provider.
+    echo "STRATA_CONSOLE_URL=https://127.0.0.1:$(port console 0)"
+    echo "STRATA_AUTH_TOKEN_URL=https://127.0.0.1:$(($(port auth 0) + 1000))/oauth2/token"
+    echo "STRATA_LEDGER_PUBLIC_URL=https://127.0.0.1:$(port ledger 0)"
+    echo "STRATA_ANALYTICS_PUBLIC_URL=https://127.0.0.1:$(port analytics 0)"
+    echo "STRATA_SESSION_PUBLIC_URL=https://127.0.0.1:$(port session 0)"
+    local m
+    for m in auth ledger analytics session; do echo "STRATA_${m^^}_INTERNAL_URL=$(urls "$m")"; done
     ;;
   esac
 }

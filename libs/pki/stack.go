@@ -8,7 +8,7 @@ import (
 )
 
 // Workloads are the SPIFFE identities Strata issues.
-var Workloads = []string{"auth", "ledger", "analytics", "session", "loadtest", "prometheus"}
+var Workloads = []string{"auth", "ledger", "analytics", "session", "loadtest", "prometheus", "console"}
 
 // Stores are the data stores that get server certificates, and the
 // Postgres replication role (CN replicator), the client identity a

@@ -46,7 +46,8 @@ type Config struct {
 	MaxBodyBytes int64
 	// ShutdownTimeout bounds the graceful drain (default 10 s).
 	ShutdownTimeout time.Duration
-	// MetricsPeers may scrape /metrics (default prometheus and loadtest).
+	// MetricsPeers may scrape /metrics (default prometheus, loadtest and
+	// console, whose operator view reads every service's metrics).
 	MetricsPeers []string
 	// Shed tunes the public listener's adaptive limiter.
 	Shed ShedConfig
@@ -74,7 +75,7 @@ func New(cfg Config) *Server {
 		cfg.ShutdownTimeout = 10 * time.Second
 	}
 	if cfg.MetricsPeers == nil {
-		cfg.MetricsPeers = []string{"prometheus", "loadtest"}
+		cfg.MetricsPeers = []string{"prometheus", "loadtest", "console"}
 	}
 	if cfg.Registry == nil {
 		cfg.Registry = observe.NewRegistry()

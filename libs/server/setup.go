@@ -111,11 +111,11 @@ func (k *Kit) Client(dependency, baseURL string, cfg resilience.ClientConfig) *r
 
 // NewServer builds the service's Server from the kit. In dev, the fault
 // toggles are mounted on the internal listener for the loadtest workload
-// (the operator's tool); elsewhere that route answers 403.
+// and the console (the operator's tools); elsewhere that route answers 403.
 func (k *Kit) NewServer(env Env, checks ...Check) *Server {
 	s := New(Config{Name: k.Name, PublicAddr: env.PublicAddr, InternalAddr: env.InternalAddr, TLS: k.TLS,
 		Logger: k.Logger, Registry: k.Registry, Tracing: k.Tracing, Checks: checks})
-	k.Faults.Register(s.Internal.Group("", RequirePeers("loadtest")))
+	k.Faults.Register(s.Internal.Group("", RequirePeers("loadtest", "console")))
 	return s
 }
 

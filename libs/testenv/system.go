@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -30,6 +31,11 @@ type System struct {
 	Auth, Ledger, Analytics, Session *Process
 	// Issuer is auth's public URL, the exact "iss" of its tokens.
 	Issuer string
+	// Console runs after StartConsole; its ports are reserved up front
+	// because auth registers the console's redirect URI at start.
+	Console     *Process
+	consolePort [2]int
+	env         func(string) map[string]string
 }
 
 // URL returns the https base URL of addr.
@@ -41,7 +47,7 @@ func URL(addr string) string { return "https://" + addr }
 func StartSystem(t testing.TB, st *Stack, extra map[string]map[string]string) *System {
 	t.Helper()
 	ports := map[string][2]int{}
-	for _, n := range []string{"auth", "ledger", "analytics", "session"} {
+	for _, n := range []string{"auth", "ledger", "analytics", "session", "console"} {
 		ports[n] = [2]int{FreePort(t), FreePort(t)}
 	}
 	addr := func(n string, i int) string { return "127.0.0.1:" + strconv.Itoa(ports[n][i]) }
@@ -55,6 +61,7 @@ func StartSystem(t testing.TB, st *Stack, extra map[string]map[string]string) *S
 		case "auth":
 			e["STRATA_PG_URL"] = st.PGURL("auth", "auth_test")
 			e["STRATA_SESSION_URL"] = URL(addr("session", 1))
+			e["STRATA_CONSOLE_URL"] = URL(addr("console", 0))
 			// The default key-encryption key (.stack/auth/kek): the signing
 			// keys in auth_test are sealed with it.
 		case "session":
@@ -70,18 +77,39 @@ func StartSystem(t testing.TB, st *Stack, extra map[string]map[string]string) *S
 			e["STRATA_CASSANDRA_HOSTS"] = "127.0.0.1"
 			e["STRATA_CASSANDRA_PORT"] = strconv.Itoa(st.CassandraPort)
 			e["STRATA_CASSANDRA_KEYSPACE"] = "analytics_test"
+		case "console":
+			e["STRATA_CONSOLE_URL"] = URL(addr("console", 0))
+			e["STRATA_AUTH_TOKEN_URL"] = URL(addr("auth", 1)) + "/oauth2/token"
+			e["STRATA_LEDGER_PUBLIC_URL"] = URL(addr("ledger", 0))
+			e["STRATA_ANALYTICS_PUBLIC_URL"] = URL(addr("analytics", 0))
+			e["STRATA_SESSION_PUBLIC_URL"] = URL(addr("session", 0))
+			for _, m := range []string{"auth", "ledger", "analytics", "session"} {
+				e["STRATA_"+strings.ToUpper(m)+"_INTERNAL_URL"] = URL(addr(m, 1))
+			}
 		}
 		for k, v := range extra[n] {
 			e[k] = v
 		}
 		return e
 	}
-	sys := &System{Stack: st, Issuer: issuer}
+	sys := &System{Stack: st, Issuer: issuer, consolePort: ports["console"], env: env}
 	sys.Session = StartProcess(t, st, "session", env("session"))
 	sys.Auth = StartProcess(t, st, "auth", env("auth"))
 	sys.Analytics = StartProcess(t, st, "analytics", env("analytics"))
 	sys.Ledger = StartProcess(t, st, "ledger", env("ledger"))
 	return sys
+}
+
+// StartConsole boots the web console on its reserved ports, wired to the
+// system's services; extra variables override the defaults.
+func (s *System) StartConsole(t testing.TB, extra map[string]string) *Process {
+	t.Helper()
+	e := s.env("console")
+	for k, v := range extra {
+		e[k] = v
+	}
+	s.Console = StartProcess(t, s.Stack, "console", e)
+	return s.Console
 }
 
 // Seed creates n load-test users (load-000001...) with the auth binary's

@@ -16,6 +16,8 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -53,6 +55,9 @@ type settings struct {
 	DemoPassword   config.Secret `env:"STRATA_DEMO_PASSWORD" envDefault:"strata-demo"`
 	AccessTokenTTL time.Duration `env:"STRATA_AUTH_ACCESS_TOKEN_TTL" envDefault:"10m"`
 	SessionTTL     time.Duration `env:"STRATA_AUTH_SESSION_TTL" envDefault:"8h"`
+	// ConsoleURL is the web console's public origin: its redirect URIs
+	// are registered under it.
+	ConsoleURL string `env:"STRATA_CONSOLE_URL" envDefault:"https://127.0.0.1:8445"`
 }
 
 func main() { server.Main("auth", run) }
@@ -92,7 +97,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer pool.Close()
 	store := postgres.New(pool, nil)
-	if err := registerClients(ctx, store); err != nil {
+	if err := registerClients(ctx, store, cfg.ConsoleURL); err != nil {
 		return err
 	}
 	km, err := openKeys(ctx, cfg, store)
@@ -186,8 +191,22 @@ var clients = []identity.Client{
 	},
 }
 
-func registerClients(ctx context.Context, store *postgres.Store) error {
-	for _, c := range clients {
+// consoleClient is the web console: a confidential client (a backend for
+// frontend) that authenticates at the token endpoint with its mTLS
+// certificate and uses the code flow with PKCE for people.
+func consoleClient(origin string) identity.Client {
+	origin = strings.TrimSuffix(origin, "/")
+	return identity.Client{
+		ID: "strata-console", Kind: identity.ServiceClient, AuthMethod: identity.AuthTLSClient, SPIFFEID: mtls.ID("console").String(),
+		RedirectURIs:           []string{origin + "/callback"},
+		PostLogoutRedirectURIs: []string{origin + "/signed-out"},
+		GrantTypes:             []string{"authorization_code", "refresh_token"},
+		Audiences:              []string{"ledger", "analytics", "session", "auth"},
+	}
+}
+
+func registerClients(ctx context.Context, store *postgres.Store, consoleURL string) error {
+	for _, c := range append(slices.Clone(clients), consoleClient(consoleURL)) {
 		if err := store.UpsertClient(ctx, c); err != nil {
 			return err
 		}
@@ -247,7 +266,7 @@ func seed(ctx context.Context, cfg settings, store *postgres.Store, args []strin
 	if err := seedDemo(ctx, cfg, store); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "seeded demo users %d and clients %d\n", len(demoUsers), len(clients))
+	fmt.Fprintf(stdout, "seeded demo users %d and clients %d\n", len(demoUsers), len(clients)+1)
 	if *n <= 0 {
 		return nil
 	}

@@ -627,16 +627,17 @@ func (s *suite) mtlsRefusals(t *testing.T) {
 					}
 				})
 			}
-			t.Run("API5_2023/metrics_only_prometheus_and_loadtest", func(t *testing.T) {
-				for _, peer := range []string{"prometheus", "loadtest"} {
+			t.Run("API5_2023/metrics_only_prometheus_loadtest_console", func(t *testing.T) {
+				for _, peer := range []string{"prometheus", "loadtest", "console"} {
 					expect(t, call(s.st.InternalClient(t, peer, mtls.ID(name)), http.MethodGet, base+"/metrics", "", nil), http.StatusOK)
 				}
 				for _, peer := range []string{"auth", "ledger", "analytics", "session"} {
 					expect(t, call(s.st.InternalClient(t, peer, mtls.ID(name)), http.MethodGet, base+"/metrics", "", nil), http.StatusForbidden)
 				}
 			})
-			t.Run("API5_2023/fault_toggles_only_loadtest", func(t *testing.T) {
+			t.Run("API5_2023/fault_toggles_only_loadtest_console", func(t *testing.T) {
 				expect(t, call(s.st.InternalClient(t, "loadtest", mtls.ID(name)), http.MethodGet, base+"/internal/faults", "", nil), http.StatusOK)
+				expect(t, call(s.st.InternalClient(t, "console", mtls.ID(name)), http.MethodGet, base+"/internal/faults", "", nil), http.StatusOK)
 				expect(t, call(s.st.InternalClient(t, "prometheus", mtls.ID(name)), http.MethodGet, base+"/internal/faults", "", nil), http.StatusForbidden)
 			})
 			t.Run("ASVS_v5_12.2.1/public_port_has_no_internal_routes", func(t *testing.T) {

@@ -5,7 +5,7 @@
 //	ca.pem, ca-key.pem            the private CA (kept across runs)
 //	<name>.pem, <name>-key.pem    one leaf per workload and store
 //
-// Workloads (auth, ledger, analytics, session, loadtest, prometheus) get an
+// Workloads (auth, ledger, analytics, session, loadtest, prometheus, console) get an
 // X.509 SVID whose URI SAN spiffe://strata.local/<name> names them for mTLS
 // authorization; their DNS/IP SANs let the same certificate serve the public
 // listener. Stores (postgres, redis, cassandra) get server certificates.

@@ -34,6 +34,12 @@ func (p *Provider) clientAuth(c *gin.Context) {
 	}
 	grant := r.PostForm.Get("grant_type")
 	if grant != grantClientCrd && grant != grantExchange {
+		// The code and refresh grants: the op authenticates the client,
+		// and a confidential web client (the console) does so with its
+		// certificate, which the storage checks against the peer.
+		if peer, ok := mtls.PeerID(r); ok {
+			c.Request = r.WithContext(withPeer(ctx, peer.String()))
+		}
 		c.Next()
 		return
 	}

@@ -150,14 +150,15 @@ func (s *Storage) ValidateJWTProfileScopes(context.Context, string, []string) ([
 // ---- authorization requests and codes ----
 
 // CreateAuthRequest stores a validated authorization request. PKCE with
-// S256 is required of every public client (the op has already checked the
+// S256 is required of every client of the code flow (the op has already checked the
 // client, redirect URI, response type and scopes).
 func (s *Storage) CreateAuthRequest(ctx context.Context, r *oidc.AuthRequest, _ string) (op.AuthRequest, error) {
 	c, err := s.ids.ClientByID(ctx, r.ClientID)
 	if err != nil {
 		return nil, oidc.ErrInvalidClient()
 	}
-	if c.Kind == identity.PublicClient && (r.CodeChallenge == "" || r.CodeChallengeMethod != oidc.CodeChallengeMethodS256) {
+	if (c.Kind == identity.PublicClient || c.HasGrant(string(oidc.GrantTypeCode))) &&
+		(r.CodeChallenge == "" || r.CodeChallengeMethod != oidc.CodeChallengeMethodS256) {
 		return nil, oidc.ErrInvalidRequest().WithDescription("PKCE with code_challenge_method=S256 is required")
 	}
 	if slices.Contains(r.Prompt, oidc.PromptNone) {

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/strata-ref/strata/libs/testenv"
+)
+
+// system boots the four services and the console as processes against the
+// native stack, on free ports.
+func system(t *testing.T, consoleEnv map[string]string) *testenv.System {
+	t.Helper()
+	st := testenv.StartStack(t)
+	sys := testenv.StartSystem(t, st, nil)
+	sys.StartConsole(t, consoleEnv)
+	return sys
+}
+
+// browser is one headless Chromium profile (its own cookies), closed when
+// the test ends.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	exe := testenv.Chromium(t)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe),
+		chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.NoFirstRun,
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1100, 900),
+		// The dev CA is not in the system store; the pages are what is tested.
+		chromedp.Flag("ignore-certificate-errors", true))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	bctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatal(err)
+	}
+	return bctx
+}
+
+// do runs browser actions with a deadline and fails the test with the
+// console's log on error.
+func do(t *testing.T, sys *testenv.System, bctx context.Context, d time.Duration, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(bctx, d)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		fail(t, sys, bctx, err)
+	}
+}
+
+// get runs one action that returns a value.
+func get[T any](t *testing.T, sys *testenv.System, bctx context.Context, a chromedp.Action[T]) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(bctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, a)
+	if err != nil {
+		fail(t, sys, bctx, err)
+	}
+	return v
+}
+
+func fail(t *testing.T, sys *testenv.System, bctx context.Context, err error) {
+	t.Helper()
+	loc, _ := chromedp.Run(bctx, chromedp.Location())
+	t.Fatalf("browser at %s: %v\nconsole log:\n%s", loc, err, tail(sys.Console.Logs(), 4000))
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// signIn opens the console and signs in through the provider's form.
+func signIn(t *testing.T, sys *testenv.System, bctx context.Context, user string) {
+	t.Helper()
+	do(t, sys, bctx, 30*time.Second,
+		chromedp.Navigate(testenv.URL(sys.Console.Public)+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`input[name="username"]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), user),
+		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), "strata-demo"),
+		chromedp.Click(chromedp.CSS(`#submit`)),
+		chromedp.WaitVisible(chromedp.CSS(`#whoami`)),
+	)
+}
+
+// text returns the visible text of the first element matching sel.
+func text(t *testing.T, sys *testenv.System, bctx context.Context, sel string) string {
+	t.Helper()
+	return strings.TrimSpace(get(t, sys, bctx, chromedp.Text(chromedp.CSS(sel))))
+}
+
+// screenshot saves the page under out/console/ for the docs.
+func screenshot(t *testing.T, sys *testenv.System, bctx context.Context, name string) {
+	t.Helper()
+	png := get(t, sys, bctx, chromedp.FullScreenshot(100))
+	dir := filepath.Join(sys.Stack.Root, "out", "console")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSignInShowsNameAndAccounts: GET / leads through the provider's login
+// form and back to a page with the person's name and accounts; the browser
+// holds only the opaque __Host- cookie, and the cookie is HttpOnly, Secure
+// and SameSite=Lax.
+func TestSignInShowsNameAndAccounts(t *testing.T) {
+	sys := system(t, nil)
+	bctx := browser(t)
+	signIn(t, sys, bctx, "alice")
+	if got := text(t, sys, bctx, "#whoami"); got != "alice" {
+		t.Fatalf("signed in as %q", got)
+	}
+	// A new account appears in the list with a zero balance.
+	do(t, sys, bctx, 15*time.Second,
+		chromedp.SetValue(chromedp.CSS(`#name`), "Holidays"),
+		chromedp.Click(chromedp.CSS(`#open`)),
+		chromedp.WaitVisible(chromedp.CSS(`#flash`)),
+	)
+	if f := text(t, sys, bctx, "#flash"); !strings.Contains(f, "Opened account Holidays") {
+		t.Fatalf("flash %q", f)
+	}
+	if acc := text(t, sys, bctx, "#accounts"); !strings.Contains(acc, "Holidays") || !strings.Contains(acc, "0.00 EUR") {
+		t.Fatalf("accounts table %q", acc)
+	}
+	screenshot(t, sys, bctx, "accounts")
+
+	// Nothing a script could read: document.cookie is empty, and the one
+	// cookie the console sets is HttpOnly, Secure, SameSite=Lax, host-only.
+	jsCookies := get(t, sys, bctx, chromedp.Evaluate[string](`document.cookie`))
+	if jsCookies != "" {
+		t.Fatalf("document.cookie = %q", jsCookies)
+	}
+	cookies, err := allCookies(bctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, c := range cookies {
+		if c.Name != "__Host-strata_console" {
+			continue
+		}
+		found = true
+		if !c.HTTPOnly || !c.Secure || c.SameSite != "Lax" || c.Path != "/" || len(c.Value) < 40 || strings.Count(c.Value, ".") == 2 {
+			t.Fatalf("session cookie %+v", *c)
+		}
+	}
+	if !found {
+		t.Fatalf("no session cookie among %d", len(cookies))
+	}
+}
