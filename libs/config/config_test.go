@@ -101,3 +101,30 @@ func TestVars(t *testing.T) {
 		}
 	}
 }
+
+// STRATA_ENV is dev or production; a typo, another case or an unset
+// variable must refuse to start rather than fall through to dev.
+func TestEnvironment(t *testing.T) {
+	type cfg struct {
+		Env config.Environment `env:"T_ENV,required"`
+	}
+	for _, v := range []string{"dev", "production"} {
+		var c cfg
+		if err := config.Load(getenv(map[string]string{"T_ENV": v}), &c, nil); err != nil || string(c.Env) != v {
+			t.Fatalf("%s: %v, %q", v, err, c.Env)
+		}
+	}
+	for _, v := range []string{"", "prod", "Production", "staging", "DEV", " dev"} {
+		var c cfg
+		err := config.Load(getenv(map[string]string{"T_ENV": v}), &c, nil)
+		if err == nil || !strings.Contains(err.Error(), "T_ENV") || strings.Contains(err.Error(), "\n") {
+			t.Fatalf("STRATA_ENV=%q: err = %v; want a one-line refusal naming the variable", v, err)
+		}
+		if c.Env.IsDev() {
+			t.Fatalf("STRATA_ENV=%q left dev on", v)
+		}
+	}
+	if (config.Environment("")).IsDev() {
+		t.Fatal("zero Environment is dev")
+	}
+}

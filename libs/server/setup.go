@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/strata-ref/strata/libs/config"
 	"github.com/strata-ref/strata/libs/mtls"
 	"github.com/strata-ref/strata/libs/observe"
 	"github.com/strata-ref/strata/libs/resilience"
@@ -18,14 +19,15 @@ import (
 // Env is the configuration every service shares; a service embeds it in its
 // own config struct.
 type Env struct {
-	// Env is "dev" or "production"; production refuses dev-only features.
-	Env          string     `env:"STRATA_ENV" envDefault:"dev"`
-	PublicAddr   string     `env:"STRATA_PUBLIC_ADDR"`
-	InternalAddr string     `env:"STRATA_INTERNAL_ADDR"`
-	TLSCA        string     `env:"STRATA_TLS_CA,required"`
-	TLSCert      string     `env:"STRATA_TLS_CERT,required"`
-	TLSKey       string     `env:"STRATA_TLS_KEY,required"`
-	LogLevel     slog.Level `env:"STRATA_LOG_LEVEL" envDefault:"info"`
+	// Env is "dev" or "production" and nothing else (unset refuses to
+	// start); production refuses dev-only features.
+	Env          config.Environment `env:"STRATA_ENV,required"`
+	PublicAddr   string             `env:"STRATA_PUBLIC_ADDR"`
+	InternalAddr string             `env:"STRATA_INTERNAL_ADDR"`
+	TLSCA        string             `env:"STRATA_TLS_CA,required"`
+	TLSCert      string             `env:"STRATA_TLS_CERT,required"`
+	TLSKey       string             `env:"STRATA_TLS_KEY,required"`
+	LogLevel     slog.Level         `env:"STRATA_LOG_LEVEL" envDefault:"info"`
 	// OTLPEndpoint is the collector (host:port or URL); empty: no export.
 	OTLPEndpoint string `env:"OTEL_EXPORTER_OTLP_ENDPOINT"`
 	OTLPInsecure bool   `env:"OTEL_EXPORTER_OTLP_INSECURE"`
@@ -49,7 +51,7 @@ func Defaults(port int) map[string]string {
 // fault toggles.
 type Kit struct {
 	Name       string
-	Env        string
+	Env        config.Environment
 	Logger     *slog.Logger
 	Registry   *prometheus.Registry
 	Tracing    *observe.Tracing
@@ -88,7 +90,7 @@ func Setup(ctx context.Context, name string, env Env, stdout io.Writer) (*Kit, e
 	}
 	reg := observe.NewRegistry()
 	return &Kit{Name: name, Env: env.Env, Logger: logger, Registry: reg, Tracing: tracing, TLS: src,
-		Resilience: resilience.NewMetrics(reg), Faults: resilience.NewFaults(env.Env)}, nil
+		Resilience: resilience.NewMetrics(reg), Faults: resilience.NewFaults(string(env.Env))}, nil
 }
 
 // Client returns the resilient mTLS client for calls to dependency (a

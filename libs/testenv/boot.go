@@ -50,6 +50,11 @@ func CheckBoot(t *testing.T, st *Stack, name string, run RunFunc, env map[string
 	}{
 		{"missing required variable", "STRATA_TLS_CERT", "", "STRATA_TLS_CERT"},
 		{"unreadable certificate", "STRATA_TLS_CERT", "/nonexistent/cert.pem", "/nonexistent/cert.pem"},
+		// Anything but dev or production would otherwise fall through to
+		// dev-only features (demo users, fault injection).
+		{"missing STRATA_ENV", "STRATA_ENV", "", "STRATA_ENV"},
+		{"unknown STRATA_ENV", "STRATA_ENV", "prod", "STRATA_ENV"},
+		{"STRATA_ENV in another case", "STRATA_ENV", "Production", "STRATA_ENV"},
 	}
 	for _, b := range bad {
 		t.Run(b.name, func(t *testing.T) {

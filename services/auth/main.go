@@ -79,6 +79,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	default:
 		return fmt.Errorf("unknown command %q (serve, seed, rotate-keys)", cmd)
 	}
+	if cmd == "seed" && !cfg.Env.Env.IsDev() {
+		return errors.New("config: auth seed creates demo users, which exist only with STRATA_ENV=dev")
+	}
 	kit, err := server.Setup(ctx, "auth", cfg.Env, stdout)
 	if err != nil {
 		return err
@@ -119,7 +122,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 }
 
 func serve(ctx context.Context, cfg settings, kit *server.Kit, pool *pgxpool.Pool, store *postgres.Store, km *keys.Manager) error {
-	if cfg.Env.Env != "production" {
+	if cfg.Env.Env.IsDev() {
 		if err := seedDemo(ctx, cfg, store); err != nil {
 			return err
 		}
@@ -154,12 +157,12 @@ func serve(ctx context.Context, cfg settings, kit *server.Kit, pool *pgxpool.Poo
 func openKeys(ctx context.Context, cfg settings, store *postgres.Store) (*keys.Manager, error) {
 	path := cfg.KEKFile
 	if path == "" {
-		if cfg.Env.Env == "production" {
+		if !cfg.Env.Env.IsDev() {
 			return nil, errors.New("config: STRATA_AUTH_KEK_FILE is required in production")
 		}
 		path = filepath.Join(filepath.Dir(filepath.Dir(cfg.TLSCA)), "auth", "kek")
 	}
-	kek, err := keys.LoadKEK(path, cfg.Env.Env != "production")
+	kek, err := keys.LoadKEK(path, cfg.Env.Env.IsDev())
 	if err != nil {
 		return nil, err
 	}
@@ -225,13 +228,14 @@ var demoUsers = []identity.NewUserInput{
 
 func demoPassword(cfg settings) (string, error) {
 	pw := cfg.DemoPassword.Reveal()
-	if cfg.Env.Env == "production" && pw == defaultDemoPassword {
+	if !cfg.Env.Env.IsDev() && pw == defaultDemoPassword {
 		return "", errors.New("config: STRATA_DEMO_PASSWORD must not be the default in production")
 	}
 	return pw, nil
 }
 
-// seedDemo creates the demo users or resets them to the configured password.
+// seedDemo creates the demo users or resets them to the configured password
+// (dev only). A demo user an operator disabled stays disabled.
 func seedDemo(ctx context.Context, cfg settings, store *postgres.Store) error {
 	pw, err := demoPassword(cfg)
 	if err != nil {

@@ -75,7 +75,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if cfg.IdempotencyRetention < 24*time.Hour {
 		return errors.New("config: STRATA_IDEMPOTENCY_RETENTION must be at least 24h")
 	}
-	production := cfg.Env.Env == "production"
+	production := !cfg.Env.Env.IsDev()
 	if len(args) > 0 && args[0] == "rotate-key" {
 		id, err := envelope.RotateLocal(cfg.KMSKeyset)
 		if err != nil {

@@ -122,11 +122,13 @@ func (s *Store) CreateUser(ctx context.Context, u identity.User) error {
 }
 
 // UpsertUser creates u or resets its password, roles and region (seeding).
+// It never touches disabled: re-seeding must not bring back a user an
+// operator disabled.
 func (s *Store) UpsertUser(ctx context.Context, u identity.User) (string, error) {
 	var id string
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		const q = `INSERT INTO users (id, username, password_hash, region, created_at) VALUES ($1, $2, $3, $4, $5)
-		           ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash, region = EXCLUDED.region, disabled = false
+		           ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash, region = EXCLUDED.region
 		           RETURNING id::text`
 		if err := tx.QueryRow(ctx, q, u.ID, u.Username, u.PasswordHash, u.Region, u.CreatedAt).Scan(&id); err != nil {
 			return fmt.Errorf("upsert user: %w", err)
