@@ -23,6 +23,8 @@ type Metrics struct {
 	retries     *prometheus.CounterVec
 	endpointUp  *prometheus.GaugeVec
 	ejections   *prometheus.CounterVec
+	// throttleRate is each outbound client's local refusal probability.
+	throttleRate *prometheus.GaugeVec
 }
 
 // NewMetrics registers the resilience series on reg.
@@ -43,7 +45,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.calls = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "strata_client_requests_total",
-		Help: "Outbound service calls per dependency and outcome (2xx, 4xx, 5xx, shed, timeout, breaker_open, error, deadline).",
+		Help: "Outbound service calls per dependency and outcome (2xx, 4xx, 5xx, shed, throttled, timeout, breaker_open, error, deadline); throttled calls were refused locally and never sent.",
 	}, []string{"dependency", "outcome"})
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "strata_client_request_duration_seconds",
@@ -62,7 +64,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "strata_endpoint_ejections_total",
 		Help: "Ejections of a dependency's replica from the rotation, per dependency and endpoint.",
 	}, []string{"dependency", "endpoint"})
-	reg.MustRegister(m.state, m.transitions, m.fallbacks, m.calls, m.latency, m.retries, m.endpointUp, m.ejections)
+	m.throttleRate = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "strata_client_throttle_rejection_rate",
+		Help: "Probability with which the outbound client refuses a call locally (adaptive throttling), per dependency.",
+	}, []string{"dependency"})
+	reg.MustRegister(m.state, m.transitions, m.fallbacks, m.calls, m.latency, m.retries, m.endpointUp, m.ejections, m.throttleRate)
 	return m
 }
 

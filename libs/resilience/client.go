@@ -54,6 +54,12 @@ type ClientConfig struct {
 	Propagator     propagation.TextMapPropagator
 	// Faults, when set, lets a teacher inject latency or errors (dev only).
 	Faults *Faults
+	// ThrottleWindow is the history of the adaptive client-side throttle
+	// (throttle.go) [1 min]: once the callee has refused (429) more than
+	// half of the calls in it, and at least ThrottleMinRequests [20] were
+	// made, calls are refused locally with ErrThrottled, without being sent.
+	ThrottleWindow      time.Duration
+	ThrottleMinRequests uint
 }
 
 // Client is the one way a Strata service calls another: mTLS, trace
@@ -78,7 +84,9 @@ type Client struct {
 	http    *http.Client
 	retry   retrypolicy.RetryPolicy[*http.Response]
 	breaker circuitbreaker.CircuitBreaker[*http.Response]
-	m       *Metrics
+	// throttle refuses calls locally while the callee sheds most of them.
+	throttle *Throttle
+	m        *Metrics
 }
 
 // ErrOpen is returned while the dependency's breaker is open.
@@ -95,6 +103,12 @@ func NewClient(cfg ClientConfig, m *Metrics, log *slog.Logger) *Client {
 	}
 	if cfg.RetryBudget == 0 {
 		cfg.RetryBudget = 0.2
+	}
+	if cfg.ThrottleWindow == 0 {
+		cfg.ThrottleWindow = time.Minute
+	}
+	if cfg.ThrottleMinRequests == 0 {
+		cfg.ThrottleMinRequests = 20
 	}
 	cfg.Breaker.Dependency = cfg.Dependency
 	if cfg.Breaker.IsFailure == nil {
@@ -143,7 +157,8 @@ func NewClient(cfg ClientConfig, m *Metrics, log *slog.Logger) *Client {
 		ReturnLastFailure(). // the caller sees the last response, not "retries exceeded"
 		OnRetry(func(failsafe.ExecutionEvent[*http.Response]) { m.retries.WithLabelValues(dep).Inc() }).
 		Build()
-	return &Client{cfg: cfg, bases: bases, lb: lb, err: lbErr, http: &http.Client{Transport: transport}, retry: retry, breaker: breaker, m: m}
+	return &Client{cfg: cfg, bases: bases, lb: lb, err: lbErr, http: &http.Client{Transport: transport}, retry: retry, breaker: breaker,
+		throttle: NewThrottle(cfg.ThrottleWindow, cfg.ThrottleMinRequests), m: m}
 }
 
 // newHTTPBreaker judges responses as well as errors: a 5xx (other than 501)
@@ -218,6 +233,14 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 			return nil, fmt.Errorf("%s: %w", c.cfg.Dependency, context.DeadlineExceeded)
 		}
 	}
+	// Adaptive throttling: while the callee sheds most calls, refuse some
+	// here, at no cost to it, instead of sending them to be refused there.
+	allowed := c.throttle.Allow()
+	c.m.throttleRate.WithLabelValues(c.cfg.Dependency).Set(c.throttle.RejectionRate())
+	if !allowed {
+		c.m.calls.WithLabelValues(c.cfg.Dependency, "throttled").Inc()
+		return nil, fmt.Errorf("%s: %w", c.cfg.Dependency, ErrThrottled)
+	}
 	policies := []failsafe.Policy[*http.Response]{c.breaker, timeout.New[*http.Response](attempt)}
 	if Retryable(req) {
 		policies = append([]failsafe.Policy[*http.Response]{c.retry}, policies...)
@@ -226,6 +249,9 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 	resp, err := failsafehttp.NewRequestWithExecutor(req, c.http, failsafe.With(policies...).WithContext(req.Context())).Do()
 	c.m.latency.WithLabelValues(c.cfg.Dependency).Observe(time.Since(start).Seconds())
 	c.m.calls.WithLabelValues(c.cfg.Dependency, outcome(resp, err)).Inc()
+	if err == nil {
+		c.throttle.Record(resp.StatusCode != http.StatusTooManyRequests)
+	}
 	if err != nil {
 		// The method, not the path: a path may carry an identifier
 		// (/internal/sessions/<sid>) and this error is logged.
