@@ -6,7 +6,8 @@
 // latency, measured from when the request was due, not when it was sent.
 //
 // Every second becomes a Second: what was offered, served, shed (429),
-// refused as unavailable (503), failed, and the latency percentiles from
+// refused as unavailable (503), refused by the client itself (throttled),
+// failed, and the latency percentiles from
 // HDR histograms, so the report can draw the system degrading.
 package engine
 
@@ -38,6 +39,9 @@ type Result struct {
 	// Detail says what went wrong, for a failure (the problem's title and
 	// detail, or the transport error); kept in Summary.Failures.
 	Detail string
+	// Throttled: the client refused the request itself (adaptive
+	// throttling) and never sent it.
+	Throttled bool
 }
 
 // RetryWait is how long a client of the load tool waits before sending a
@@ -56,11 +60,14 @@ const (
 	Shed        = "shed"        // 429
 	Unavailable = "unavailable" // 503
 	Failed      = "failed"      // other 5xx and transport errors
+	Throttled   = "throttled"   // refused by the client itself, never sent
 )
 
 // Classify maps a result to its outcome class.
 func Classify(r Result) string {
 	switch {
+	case r.Throttled:
+		return Throttled
 	case r.Err != nil || r.Status == 0:
 		return Failed
 	case r.Status == 429:
@@ -84,9 +91,10 @@ type Second struct {
 	Shed        int64   `json:"shed"`
 	Unavailable int64   `json:"unavailable"`
 	Failed      int64   `json:"failed"`
-	Dropped     int64   `json:"dropped"` // the generator itself was at MaxInFlight
-	Retried     int64   `json:"retried"` // retries after Retry-After
-	P50         float64 `json:"p50_ms"`  // served latency percentiles (ms)
+	Throttled   int64   `json:"throttled"` // refused by the client itself, never sent
+	Dropped     int64   `json:"dropped"`   // the generator itself was at MaxInFlight
+	Retried     int64   `json:"retried"`   // retries after Retry-After
+	P50         float64 `json:"p50_ms"`    // served latency percentiles (ms)
 	P90         float64 `json:"p90_ms"`
 	P99         float64 `json:"p99_ms"`
 	ShedP99     float64 `json:"shed_p99_ms"` // how fast a 429 arrives
@@ -124,6 +132,7 @@ type Summary struct {
 	Steps []StepSummary `json:"steps"`
 	// Whole run.
 	Offered, Served, Shed, Unavailable, Failed, Dropped, Retried int64
+	Throttled                                                    int64
 	P50, P99, ShedP99                                            float64
 	// From the send time, and the generator's lag (see Second).
 	P99Sent, ShedP99Sent, LagP99 float64
@@ -172,13 +181,15 @@ type StepSummary struct {
 	OfferedRate float64 `json:"offered_rate"`
 	Goodput     float64 `json:"goodput"` // served per second
 	ShedRate    float64 `json:"shed_rate"`
-	P50         float64 `json:"p50_ms"`
-	P99         float64 `json:"p99_ms"`
-	ShedP99     float64 `json:"shed_p99_ms"`
-	SentP99     float64 `json:"sent_p99_ms"`
-	ShedSentP99 float64 `json:"shed_sent_p99_ms"`
-	LagP99      float64 `json:"lag_p99_ms"`
-	Failed      int64   `json:"failed"`
+	// ThrottledRate is what the client refused itself, per second.
+	ThrottledRate float64 `json:"throttled_rate"`
+	P50           float64 `json:"p50_ms"`
+	P99           float64 `json:"p99_ms"`
+	ShedP99       float64 `json:"shed_p99_ms"`
+	SentP99       float64 `json:"sent_p99_ms"`
+	ShedSentP99   float64 `json:"shed_sent_p99_ms"`
+	LagP99        float64 `json:"lag_p99_ms"`
+	Failed        int64   `json:"failed"`
 	// GeneratorCPU is the CPU this process used during the step, in cores;
 	// MachineBusy the share of all the machine's CPUs that were busy (0-1).
 	// On one machine, the generator competes with the system it loads.
@@ -190,6 +201,7 @@ type StepSummary struct {
 type window struct {
 	mu                                                         sync.Mutex
 	offered, served, shed, unavailable, failed, dropped, retry int64
+	throttled                                                  int64
 	lat, shedLat, sentLat, shedSentLat, lag                    *hdr.Histogram
 	step                                                       int // the step the window opened in
 }
@@ -216,6 +228,8 @@ func (w *window) record(outcome string, t timing) {
 		_ = w.shedSentLat.RecordValue(micros(t.sent))
 	case Unavailable:
 		w.unavailable++
+	case Throttled:
+		w.throttled++
 	default:
 		w.failed++
 	}
@@ -249,7 +263,7 @@ func Run(ctx context.Context, cfg Config) Summary {
 		mu       sync.Mutex
 		current  *window
 		stepHist = map[int][5]*hdr.Histogram{} // served, shed (from due); served, shed (from send); lag
-		stepCnt  = map[int]*[3]int64{}         // served, shed, failed
+		stepCnt  = map[int]*[4]int64{}         // served, shed, failed, throttled
 		byKind   = map[string]map[string]int64{}
 		failures []Failure
 		runStart = time.Now()
@@ -291,6 +305,8 @@ func Run(ctx context.Context, cfg Config) Summary {
 			c[1]++
 		case Failed:
 			c[2]++
+		case Throttled:
+			c[3]++
 		}
 	}
 	var send func(w *window, step int, due time.Time, retry bool)
@@ -358,7 +374,7 @@ func Run(ctx context.Context, cfg Config) Summary {
 		defer c.w.mu.Unlock()
 		st := cfg.Steps[c.w.step]
 		return Second{T: c.t, Step: st.Label, OfferedRate: st.Rate, Offered: c.w.offered, Served: c.w.served, Shed: c.w.shed,
-			Unavailable: c.w.unavailable, Failed: c.w.failed, Dropped: c.w.dropped, Retried: c.w.retry,
+			Unavailable: c.w.unavailable, Failed: c.w.failed, Throttled: c.w.throttled, Dropped: c.w.dropped, Retried: c.w.retry,
 			P50: ms(c.w.lat, 50), P90: ms(c.w.lat, 90), P99: ms(c.w.lat, 99), ShedP99: ms(c.w.shedLat, 99),
 			SentP99: ms(c.w.sentLat, 99), ShedSentP99: ms(c.w.shedSentLat, 99), LagP99: ms(c.w.lag, 99)}
 	}
@@ -390,7 +406,7 @@ func Run(ctx context.Context, cfg Config) Summary {
 	current = newWindow(0)
 	for si := range cfg.Steps { // before any request goroutine reads them
 		stepHist[si] = [5]*hdr.Histogram{newHist(), newHist(), newHist(), newHist(), newHist()}
-		stepCnt[si] = &[3]int64{}
+		stepCnt[si] = &[4]int64{}
 	}
 	stepUse := make([]cpuUse, len(cfg.Steps))
 	for si, st := range cfg.Steps {
@@ -448,6 +464,7 @@ func Run(ctx context.Context, cfg Config) Summary {
 		sum.Shed += s.Shed
 		sum.Unavailable += s.Unavailable
 		sum.Failed += s.Failed
+		sum.Throttled += s.Throttled
 		sum.Dropped += s.Dropped
 		sum.Retried += s.Retried
 	}
@@ -460,7 +477,7 @@ func Run(ctx context.Context, cfg Config) Summary {
 			continue
 		}
 		sum.Steps = append(sum.Steps, StepSummary{Label: st.Label, OfferedRate: st.Rate, Goodput: float64(c[0]) / secs,
-			ShedRate: float64(c[1]) / secs, P50: ms(h[0], 50), P99: ms(h[0], 99), ShedP99: ms(h[1], 99),
+			ShedRate: float64(c[1]) / secs, ThrottledRate: float64(c[3]) / secs, P50: ms(h[0], 50), P99: ms(h[0], 99), ShedP99: ms(h[1], 99),
 			SentP99: ms(h[2], 99), ShedSentP99: ms(h[3], 99), LagP99: ms(h[4], 99), Failed: c[2],
 			GeneratorCPU: stepUse[si].selfCores, MachineBusy: stepUse[si].busy})
 	}

@@ -147,3 +147,24 @@ func TestSecondsKeepTheirStepAndLateAnswers(t *testing.T) {
 		t.Fatalf("p99 %.1f ms from due, %.1f ms from send", sum.P99, sum.P99Sent)
 	}
 }
+
+// Requests the client refused itself are counted apart from the server's
+// 429s, per second, per step and in the run, and are never retried.
+func TestThrottledCountedApart(t *testing.T) {
+	var n atomic.Int64
+	target := func(ctx context.Context) engine.Result {
+		if n.Add(1)%2 == 0 {
+			return engine.Result{Throttled: true, Kind: "read"}
+		}
+		return engine.Result{Status: 200, Kind: "read"}
+	}
+	sum := engine.Run(context.Background(), engine.Config{Steps: []engine.Step{{Rate: 100, Duration: time.Second}},
+		Target: target, RetryOn429: true})
+	if sum.Throttled != 50 || sum.Served != 50 || sum.Shed != 0 || sum.Retried != 0 || sum.Failed != 0 {
+		t.Fatalf("throttled %d served %d shed %d retried %d failed %d; want 50/50 and nothing else",
+			sum.Throttled, sum.Served, sum.Shed, sum.Retried, sum.Failed)
+	}
+	if sum.Steps[0].ThrottledRate != 50 || sum.ByKind["read"][engine.Throttled] != 50 {
+		t.Fatalf("step throttled rate %.0f, by kind %v", sum.Steps[0].ThrottledRate, sum.ByKind)
+	}
+}
