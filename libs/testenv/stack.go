@@ -25,6 +25,8 @@ type Stack struct {
 	PGPort        int
 	RedisPort     int
 	CassandraPort int
+
+	contracts contracts // the services' OpenAPI documents (Check)
 }
 
 var (
@@ -138,15 +140,19 @@ func (s *Stack) Env(name string) map[string]string {
 	}
 }
 
-// PublicClient trusts the stack's CA and presents no certificate.
+// PublicClient trusts the stack's CA and presents no certificate. What it
+// sends to a service with a contract (Check) is checked against it.
 func (s *Stack) PublicClient(t testing.TB) *http.Client {
 	src := s.Source(t, "loadtest")
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: src.Roots(), MinVersion: tls.VersionTLS13},
-		MaxIdleConnsPerHost: 64}} // load tests reuse connections instead of redoing TLS handshakes
+	return &http.Client{Timeout: 10 * time.Second, Transport: &contractTransport{contracts: &s.contracts,
+		next: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: src.Roots(), MinVersion: tls.VersionTLS13},
+			MaxIdleConnsPerHost: 64}}} // load tests reuse connections instead of redoing TLS handshakes
 }
 
-// InternalClient dials server's internal listener as workload name.
+// InternalClient dials server's internal listener as workload name. What
+// it sends to a service with a contract (Check) is checked against it.
 func (s *Stack) InternalClient(t testing.TB, name string, server spiffeid.ID) *http.Client {
 	src := s.Source(t, name)
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: src.ClientConfig(server), MaxIdleConnsPerHost: 64}}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &contractTransport{contracts: &s.contracts,
+		next: &http.Transport{TLSClientConfig: src.ClientConfig(server), MaxIdleConnsPerHost: 64}}}
 }

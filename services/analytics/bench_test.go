@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
 	"github.com/google/uuid"
 
+	"github.com/strata-ref/strata/libs/testenv"
 	"github.com/strata-ref/strata/services/analytics/internal/analytics"
 	"github.com/strata-ref/strata/services/analytics/internal/cassandra"
 )
@@ -53,7 +53,7 @@ func TestIngestBenchmark(t *testing.T) {
 	tok := h.token(owner, []string{"customer"}, "")
 	// A load generator keeps one connection per worker; the default of two
 	// idle connections would make most requests pay a new TLS handshake.
-	h.public.Transport.(*http.Transport).MaxIdleConnsPerHost = conc
+	testenv.HTTPTransport(h.public).MaxIdleConnsPerHost = conc
 
 	// The raw side: the benchmark's own gocql session, same cluster settings.
 	raw, err := cassandra.Open(context.Background(), cassandra.Config{Hosts: []string{"127.0.0.1"}, Port: h.st.CassandraPort,

@@ -18,6 +18,7 @@ import (
 	"github.com/strata-ref/strata/libs/authn/authntest"
 	"github.com/strata-ref/strata/libs/mtls"
 	"github.com/strata-ref/strata/libs/testenv"
+	"github.com/strata-ref/strata/services/analytics/api"
 )
 
 // testKeyspace keeps the tests away from the real "analytics" keyspace.
@@ -62,6 +63,7 @@ func start(t testing.TB, extra map[string]string) *harness {
 	h := &harness{t: t, st: st, iss: iss, svc: testenv.StartService(t, run, env),
 		public: st.PublicClient(t), ledger: st.InternalClient(t, "ledger", mtls.ID("analytics"))}
 	h.ledgerTk = h.token("ledger-relay", nil, mtls.ID("ledger").String())
+	st.Check(t, api.Document, h.svc.Public, h.svc.Internal)
 	return h
 }
 

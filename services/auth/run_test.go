@@ -22,6 +22,7 @@ import (
 	"github.com/strata-ref/strata/libs/oidclogin"
 	"github.com/strata-ref/strata/libs/pgstore"
 	"github.com/strata-ref/strata/libs/testenv"
+	"github.com/strata-ref/strata/services/auth/api"
 	"github.com/strata-ref/strata/services/auth/internal/postgres"
 )
 
@@ -77,6 +78,9 @@ func start(t testing.TB) *harness {
 	env["STRATA_AUTH_ISSUER"] = issuer
 	env["STRATA_SESSION_URL"] = "https://" + sess.Internal
 	svc := testenv.StartService(t, run, env)
+	// The OpenID Connect endpoints follow their specifications, not the
+	// document.
+	st.Check(t, api.Document, svc.Public, svc.Internal, "/.well-known/", "/oauth2/", "/userinfo", "/logout", "/login", "/logged-out")
 
 	pool, err := pgstore.Open(context.Background(), pgstore.Config{URL: env["STRATA_PG_URL"], TLS: st.Source(t, "auth")})
 	if err != nil {

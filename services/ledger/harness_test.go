@@ -27,6 +27,7 @@ import (
 	"github.com/strata-ref/strata/libs/resilience"
 	"github.com/strata-ref/strata/libs/server"
 	"github.com/strata-ref/strata/libs/testenv"
+	"github.com/strata-ref/strata/services/ledger/api"
 	"github.com/strata-ref/strata/services/ledger/internal/ledger"
 	"github.com/strata-ref/strata/services/ledger/internal/postgres"
 	"github.com/strata-ref/strata/services/ledger/internal/remote"
@@ -112,7 +113,9 @@ func newHarness(t testing.TB) *harness {
 		time.Sleep(5 * time.Millisecond)
 	}
 	h.client = st.PublicClient(t)
-	h.client.Transport.(*http.Transport).MaxIdleConnsPerHost = 256
+	_, internal := h.app.srv.Addrs()
+	st.Check(t, api.Document, h.public, internal.String())
+	testenv.HTTPTransport(h.client).MaxIdleConnsPerHost = 256
 	return h
 }
 

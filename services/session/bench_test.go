@@ -47,7 +47,7 @@ func TestBenchCacheAside(t *testing.T) {
 			sids[i] = createSession(t, st, svc, user)
 		}
 		tok := userToken(t, iss, user)
-		client := &http.Client{Transport: &http.Transport{TLSClientConfig: st.PublicClient(t).Transport.(*http.Transport).TLSClientConfig,
+		client := &http.Client{Transport: &http.Transport{TLSClientConfig: testenv.HTTPTransport(st.PublicClient(t)).TLSClientConfig,
 			MaxIdleConnsPerHost: conc}}
 		get := func(sid string) error {
 			req, _ := http.NewRequest(http.MethodGet, "https://"+svc.Public+"/v1/sessions/"+sid, nil)

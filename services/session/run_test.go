@@ -14,6 +14,7 @@ import (
 	"github.com/strata-ref/strata/libs/authn/authntest"
 	"github.com/strata-ref/strata/libs/mtls"
 	"github.com/strata-ref/strata/libs/testenv"
+	"github.com/strata-ref/strata/services/session/api"
 )
 
 // testEnv is the session service's environment against the native stack,
@@ -71,6 +72,7 @@ func do(t *testing.T, c *http.Client, method, url, token string) (int, map[strin
 func TestPublicAPIOwnSessionsOnly(t *testing.T) {
 	st, env, iss := testEnv(t)
 	svc := testenv.StartService(t, run, env)
+	st.Check(t, api.Document, svc.Public, svc.Internal)
 	pub := st.PublicClient(t)
 	base := "https://" + svc.Public + "/v1/sessions"
 	alice, bob := "alice-"+strconv.FormatInt(time.Now().UnixNano(), 36), "bob-"+strconv.FormatInt(time.Now().UnixNano(), 36)
