@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,6 +34,10 @@ type Env struct {
 	// OTLPEndpoint is the collector (host:port or URL); empty: no export.
 	OTLPEndpoint string `env:"OTEL_EXPORTER_OTLP_ENDPOINT"`
 	OTLPInsecure bool   `env:"OTEL_EXPORTER_OTLP_INSECURE"`
+	// OTLPCertificate is the CA file that verifies the collector when the
+	// endpoint is https. The OpenTelemetry SDK reads this standard variable
+	// itself; it is declared here so `config-vars` lists it.
+	OTLPCertificate string `env:"OTEL_EXPORTER_OTLP_CERTIFICATE"`
 	// Telemetry "off" samples every span out (nothing exported) and logs
 	// only errors and the lifecycle lines (observe.NewQuietLogger); metrics
 	// stay. It exists to measure what telemetry costs (docs/observability.md).
@@ -65,6 +72,9 @@ type Kit struct {
 func Setup(ctx context.Context, name string, env Env, stdout io.Writer) (*Kit, error) {
 	if env.Telemetry != "" && env.Telemetry != "on" && env.Telemetry != "off" { // "" (a zero Env) is on
 		return nil, fmt.Errorf("config: STRATA_TELEMETRY must be on or off, not %q", env.Telemetry)
+	}
+	if err := checkOTLP(env); err != nil {
+		return nil, err
 	}
 	off := env.Telemetry == "off"
 	logger := observe.NewLogger(stdout, name, env.LogLevel)
@@ -123,3 +133,25 @@ func (k *Kit) NewServer(env Env, checks ...Check) *Server {
 
 // Shutdown flushes telemetry.
 func (k *Kit) Shutdown(ctx context.Context) error { return k.Tracing.Shutdown(ctx) }
+
+// checkOTLP refuses plaintext OTLP in production unless the collector is on
+// the loopback interface (a sidecar in the same pod): spans carry request
+// routes, user ids and timing, and cross the network to the collector.
+func checkOTLP(env Env) error {
+	if env.Env.IsDev() || env.OTLPEndpoint == "" {
+		return nil
+	}
+	host, plaintext := env.OTLPEndpoint, env.OTLPInsecure
+	if u, err := url.Parse(env.OTLPEndpoint); err == nil && strings.Contains(env.OTLPEndpoint, "://") {
+		host, plaintext = u.Hostname(), plaintext || u.Scheme == "http"
+	} else if h, _, err := net.SplitHostPort(env.OTLPEndpoint); err == nil {
+		host = h
+	}
+	if !plaintext || host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("config: OTEL_EXPORTER_OTLP_ENDPOINT %s is plaintext; production sends spans over TLS (https:// and no OTEL_EXPORTER_OTLP_INSECURE) unless the collector is on loopback", env.OTLPEndpoint)
+}

@@ -468,3 +468,34 @@ func TestConsistencyPerOperation(t *testing.T) {
 		t.Fatalf("run with ALL = %v", err)
 	}
 }
+
+// A customer sees their transfer.posted rows in /activity, with event id
+// and time: sending a client event under that key must not overwrite the
+// row and hide the transfer from their history (repudiation). A retry of
+// their own client event stays accepted.
+func TestClientEventCannotOverwriteLedgerRow(t *testing.T) {
+	h := start(t, nil)
+	alice, bob := randID("alice"), randID("bob")
+	accA, accB := randID("acc"), randID("acc")
+	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Millisecond)
+	xfer := randID("xfer")
+	mustStatus(t, h.postLedger(posted(uuid.NewString(), xfer, accA, accB, alice, bob, 700, at)), 202)
+	tok := h.token(alice, []string{"customer"}, "")
+	_, p := h.activity(tok, accA, "")
+	if len(p.Events) != 1 || p.Events[0].Type != "transfer.posted" {
+		t.Fatalf("activity before: %+v", p.Events)
+	}
+	row := p.Events[0]
+	forged := map[string]any{"event_id": row.EventID, "type": "account.viewed", "occurred_at": row.OccurredAt.Format(time.RFC3339Nano), "account_id": accA}
+	r := h.do(h.public, "POST", h.pub("/v1/events"), tok, map[string]any{"events": []any{forged}})
+	mustStatus(t, r, 400)
+	_, p = h.activity(tok, accA, "")
+	if len(p.Events) != 1 || p.Events[0].Type != "transfer.posted" || p.Events[0].TransferID != xfer {
+		t.Fatalf("the ledger row was overwritten: %+v", p.Events)
+	}
+	// Control: the owner's own client event, sent twice, is accepted both times.
+	own := map[string]any{"event_id": uuid.NewString(), "type": "account.viewed", "occurred_at": at.Format(time.RFC3339Nano), "account_id": accA}
+	for range 2 {
+		mustStatus(t, h.do(h.public, "POST", h.pub("/v1/events"), tok, map[string]any{"events": []any{own}}), 202)
+	}
+}

@@ -168,6 +168,22 @@ func TestK8sDeployments(t *testing.T) {
 			if cm.Data["STRATA_ENV"] != "production" {
 				t.Errorf("STRATA_ENV = %q: Kubernetes runs production (no dev keys, no demo users, no fault toggles)", cm.Data["STRATA_ENV"])
 			}
+			// Spans cross the network to the collector: TLS, verified.
+			if ep := cm.Data["OTEL_EXPORTER_OTLP_ENDPOINT"]; ep != "" &&
+				(!strings.HasPrefix(ep, "https://") || cm.Data["OTEL_EXPORTER_OTLP_INSECURE"] == "true" || cm.Data["OTEL_EXPORTER_OTLP_CERTIFICATE"] == "") {
+				t.Errorf("OTLP to %q (insecure %q, CA %q): production exports over verified TLS", ep,
+					cm.Data["OTEL_EXPORTER_OTLP_INSECURE"], cm.Data["OTEL_EXPORTER_OTLP_CERTIFICATE"])
+			}
+			// Key material (auth's KEK, the ledger's keyset) is mounted 0400:
+			// the services refuse a key file that others can read.
+			for _, v := range d.Spec.Template.Spec.Volumes {
+				if v.Secret == nil || v.Secret.SecretName == svc.Name+"-tls" {
+					continue
+				}
+				if v.Secret.DefaultMode == nil || *v.Secret.DefaultMode != 0o400 {
+					t.Errorf("Secret %s mounted with mode %v; key material needs 0400", v.Secret.SecretName, v.Secret.DefaultMode)
+				}
+			}
 			// Service and PDB.
 			s := o.services[svc.Name]
 			if s == nil || len(s.Spec.Ports) != 2 {

@@ -96,3 +96,27 @@ func TestRotationKeepsOldRowsAndRewraps(t *testing.T) {
 		t.Fatal("a missing keyset was created without permission")
 	}
 }
+
+// A cleartext keyset that other users can read is a leaked key-encryption
+// key: the service refuses to start on it (the production keyset is
+// supplied, never created, so its mode is the operator's).
+func TestKeysetReadableByOthersIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keyset.json")
+	if _, err := envelope.OpenLocal(path, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []os.FileMode{0o644, 0o604, 0o660} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := envelope.OpenLocal(path, false); err == nil {
+			t.Fatalf("keyset with mode %04o was used", mode)
+		}
+	}
+	if err := os.Chmod(path, 0o400); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := envelope.OpenLocal(path, false); err != nil {
+		t.Fatalf("mode 0400 (a Kubernetes Secret) refused: %v", err)
+	}
+}

@@ -17,6 +17,8 @@ import (
 	"github.com/tink-crypto/tink-go/v2/insecurecleartextkeyset"
 	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/tink-crypto/tink-go/v2/tink"
+
+	"github.com/strata-ref/strata/libs/crypto/keyfile"
 )
 
 // LocalKMS is the development KMS: a Tink AES-256-GCM keyset in a JSON file
@@ -64,6 +66,11 @@ func OpenLocal(path string, create bool) (*LocalKMS, error) {
 func (k *LocalKMS) load() error {
 	fi, err := os.Stat(k.path)
 	if err != nil {
+		return fmt.Errorf("kms keyset: %w", err)
+	}
+	// The keyset is cleartext key material: a copy readable by other users
+	// is a leaked key-encryption key, so it is refused, not used.
+	if err := keyfile.CheckPrivate(k.path); err != nil {
 		return fmt.Errorf("kms keyset: %w", err)
 	}
 	raw, err := os.ReadFile(k.path)

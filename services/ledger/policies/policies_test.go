@@ -59,6 +59,12 @@ func TestPolicies(t *testing.T) {
 		{"teller us 08:59 New York", authn.Principal{Subject: "ted", Roles: []string{"teller"}, Region: "us"}, "deposit", acctUS, berlin(14, 59, 0), false, ""},
 		{"teller reads in region", carol, "read_account", acctEU, noon, true, "teller-reads-accounts-in-region"},
 		{"teller cannot transfer", carol, "transfer", acctEU, noon, false, ""},
+		// A teller created without a region matches no account, in
+		// particular not the accounts of region-less customers.
+		{"teller without region reads region-less account", authn.Principal{Subject: "tom", Roles: []string{"teller"}}, "read_account",
+			authz.Resource{Type: "Account", ID: "a-none", Owner: "zed"}, noon, false, ""},
+		{"teller without region deposits to region-less account", authn.Principal{Subject: "tom", Roles: []string{"teller"}}, "deposit",
+			authz.Resource{Type: "Account", ID: "a-none", Owner: "zed"}, noon, false, ""},
 		// Ownership.
 		{"customer reads own", alice, "read_account", acctEU, noon, true, "customer-uses-own-account"},
 		{"customer transfers from own", alice, "transfer", acctEU, noon, true, "customer-uses-own-account"},

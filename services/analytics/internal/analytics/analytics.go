@@ -164,6 +164,9 @@ type Store interface {
 	Append(ctx context.Context, w Write) error
 	// Owner returns the account's owner, ErrNotFound if unknown.
 	Owner(ctx context.Context, accountID string) (string, error)
+	// TypesAt returns, by event id, the type of each row already stored
+	// under one of rows' keys (account, day, occurred_at, event_id).
+	TypesAt(ctx context.Context, rows []Row) (map[string]string, error)
 	// Activity returns up to limit events from at onwards (newest first)
 	// and where the next page starts (zero: no more).
 	Activity(ctx context.Context, accountID string, at Position, limit int) ([]Event, Position, error)

@@ -112,6 +112,9 @@ func (s *Service) IngestClient(ctx context.Context, caller Caller, evs []ClientE
 	if err := s.checkOwnership(ctx, caller, w.Rows); err != nil {
 		return err
 	}
+	if err := s.checkNotLedgerRows(ctx, w.Rows); err != nil {
+		return err
+	}
 	if err := s.write(ctx, "client", w); err != nil {
 		return fmt.Errorf("ingest client events: %w", err)
 	}
@@ -189,6 +192,30 @@ func (s *Service) checkOwnership(ctx context.Context, caller Caller, rows []Row)
 		case owner != caller.Subject && !caller.HasRole(RoleAdmin):
 			s.obs.Refused("client", "unknown_account")
 			return fmt.Errorf("account %s: %w", id, ErrUnknownAccount)
+		}
+	}
+	return nil
+}
+
+// checkNotLedgerRows refuses client events whose key (account, day,
+// occurred_at, event_id) already holds a ledger row: both are visible in
+// the owner's activity, so without this check a customer could overwrite
+// their own transfer.posted rows and hide a transfer from their history.
+// Ledger event ids are random, so a row can only be targeted once it
+// exists and is visible; a read before the write is therefore enough, and
+// a ledger redelivery still overwrites whatever a client wrote. Re-sending
+// one's own client event (a retry) stays idempotent.
+func (s *Service) checkNotLedgerRows(ctx context.Context, rows []Row) error {
+	v, err := s.reads.WithContext(ctx).GetWithExecution(func(e failsafe.Execution[any]) (any, error) {
+		return s.store.TypesAt(e.Context(), rows)
+	})
+	if err != nil {
+		return s.unavailable(ctx, "read", err)
+	}
+	for id, typ := range v.(map[string]string) {
+		if !slices.Contains(ClientTypes, typ) {
+			s.obs.Refused("client", "invalid")
+			return bad(-1, "event_id", id+" is already used by a ledger event")
 		}
 	}
 	return nil

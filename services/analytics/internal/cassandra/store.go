@@ -248,6 +248,45 @@ func (st *Store) Owner(ctx context.Context, accountID string) (owner string, err
 	return *o, nil
 }
 
+// TypesAt reads the type of any row already stored under rows' keys: one
+// query per (account, day) partition, normally one per client batch.
+func (st *Store) TypesAt(ctx context.Context, rows []analytics.Row) (types map[string]string, err error) {
+	ctx, end := st.observe(ctx, "types_at", st.cl.Activity)
+	defer func() { end(err) }()
+	type part struct {
+		account string
+		day     time.Time
+	}
+	want := map[part]map[string]bool{} // partition -> event ids
+	at := map[part][]time.Time{}
+	for _, r := range rows {
+		p := part{r.AccountID, analytics.Day(r.OccurredAt)}
+		if want[p] == nil {
+			want[p] = map[string]bool{}
+		}
+		want[p][r.EventID] = true
+		at[p] = append(at[p], r.OccurredAt)
+	}
+	const q = `SELECT event_id, type FROM events_by_account_day WHERE account_id = ? AND day = ? AND occurred_at IN ?`
+	types = map[string]string{}
+	for p, ids := range want {
+		iter := st.s.Query(q, p.account, p.day, at[p]).Consistency(st.cl.Activity).Idempotent(true).IterContext(ctx)
+		var (
+			id  gocql.UUID
+			typ string
+		)
+		for iter.Scan(&id, &typ) {
+			if ids[id.String()] {
+				types[id.String()] = typ
+			}
+		}
+		if err := iter.Close(); err != nil {
+			return nil, fmt.Errorf("types at %s: %w", p.account, err)
+		}
+	}
+	return types, nil
+}
+
 // daysPerRead bounds how many day partitions one activity page may visit.
 const daysPerRead = 32
 

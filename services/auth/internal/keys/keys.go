@@ -31,6 +31,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/strata-ref/strata/libs/crypto/keyfile"
 )
 
 // Algorithm is the JWS algorithm of every key.
@@ -80,8 +82,8 @@ func LoadKEK(path string, create bool) (*KEK, error) {
 	if err != nil {
 		return nil, fmt.Errorf("key-encryption key: %w", err)
 	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("key-encryption key %s is readable by others (mode %o); chmod 600", path, fi.Mode().Perm())
+	if err := keyfile.CheckPrivate(path); err != nil {
+		return nil, fmt.Errorf("key-encryption key: %w", err)
 	}
 	raw, err := hex.DecodeString(string(trimSpace(b)))
 	if err != nil || len(raw) != 32 {
