@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # demo.sh — what `make demo` runs after `make run`: seed load-test users,
 # drive the system past saturation with the ramp scenario (arrival rate
-# stepped from 0.5x to 10x of the measured capacity) and print where the
-# HTML report is. STRATA_DEMO_DURATION (default 60s) sets the ramp's length.
+# stepped from 0.5x to 10x of the measured capacity, by clients that
+# throttle themselves adaptively, -throttle) and print where the HTML
+# report is. STRATA_DEMO_DURATION (default 60s) sets the ramp's length.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 STACK_DIR=${STRATA_STACK_DIR:-$ROOT/.stack}
@@ -13,7 +14,7 @@ cd "$ROOT/loadtest"
 go build -o "$ROOT/bin/strata-load" ./cmd/strata-load
 "$ROOT/bin/strata-load" -certs "$STACK_DIR/certs" probe
 "$ROOT/bin/strata-load" -certs "$STACK_DIR/certs" -out "$ROOT/out" -users "$USERS" \
-  -duration "${STRATA_DEMO_DURATION:-60s}" ramp
+  -duration "${STRATA_DEMO_DURATION:-60s}" -throttle ramp
 cat <<TXT
 
 The system is still running: logs in .stack/logs/<service>.log (JSON lines),

@@ -3,7 +3,7 @@
 //
 //	strata-load probe        readiness of every service over TLS and mTLS
 //	strata-load list         the scenarios
-//	strata-load SCENARIO     baseline | ramp | overload | breaker | cache | retry-storm | hot-account
+//	strata-load SCENARIO     baseline | ramp | overload | flood | breaker | cache | retry-storm | hot-account
 //	strata-load chaos        fault drills on the real processes under load (docs/chaos.md)
 //
 // A scenario signs users in through the OIDC code + PKCE flow (users seeded
@@ -55,6 +55,7 @@ type options struct {
 	duration, bound                   time.Duration
 	capacity, maxRate                 float64
 	connsPerHost, maxInFlight         int
+	throttle                          bool
 	endpoints                         strata.Endpoints
 	services                          []scenario.Service
 }
@@ -78,6 +79,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.Float64Var(&o.capacity, "capacity", 0, "requests/s the system serves cleanly (0: measure it first)")
 	fs.Float64Var(&o.maxRate, "max-rate", 3000, "ceiling of the capacity search")
 	fs.IntVar(&o.connsPerHost, "conns-per-host", 8, "the generator's connections to each service (HTTP/2, up to 250 requests each)")
+	fs.BoolVar(&o.throttle, "throttle", false, "clients throttle themselves adaptively per service while it sheds (K=2, as the services' outbound clients); refusals are counted as local, apart from 429s")
 	fs.IntVar(&o.maxInFlight, "max-inflight", 4096, "the generator's requests in flight; arrivals past it are counted as dropped")
 	o.endpoints = strata.Native
 	// Defaults: the ports of make run, or of every replica when
@@ -140,7 +142,7 @@ func runScenario(ctx context.Context, spec scenario.Spec, src *mtls.Source, o op
 	}}
 	out, err := scenario.Execute(ctx, spec, scenario.Options{Endpoints: o.endpoints, Services: o.services, TLS: src, Env: env,
 		Password: o.password, Users: o.users, Duration: o.duration, Capacity: o.capacity, MaxRate: o.maxRate,
-		Bound: o.bound, ReportDir: o.out, Out: w, ConnsPerHost: o.connsPerHost, MaxInFlight: o.maxInFlight})
+		Bound: o.bound, ReportDir: o.out, Out: w, ConnsPerHost: o.connsPerHost, MaxInFlight: o.maxInFlight, Throttle: o.throttle})
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,7 @@
 // inline SVG charts and tables, no scripts or external assets, so it can be
 // mailed, archived or opened offline.
 //
-// Charts: offered vs served vs shed vs failed over time; served latency
+// Charts: offered vs served vs shed vs refused locally vs failed over time; served latency
 // percentiles over time; goodput against offered load per step; and the
 // timeline of every gauge sampled from the services (breaker states,
 // limiter limits).
@@ -174,6 +174,7 @@ func Render(w io.Writer, d Data) error {
 		{"offered", palette[8], col(func(s engine.Second) float64 { return float64(s.Offered) })},
 		{"served", palette[1], col(func(s engine.Second) float64 { return float64(s.Served) })},
 		{"shed (429)", palette[3], col(func(s engine.Second) float64 { return float64(s.Shed) })},
+		{"refused locally", palette[5], col(func(s engine.Second) float64 { return float64(s.Throttled) })},
 		{"unavailable (503)", palette[4], col(func(s engine.Second) float64 { return float64(s.Unavailable) })},
 		{"failed", palette[2], col(func(s engine.Second) float64 { return float64(s.Failed + s.Dropped) })},
 	})
@@ -233,11 +234,11 @@ td:first-child,th:first-child{text-align:left}
 <p>Scenario <b>{{.D.Scenario}}</b>, started {{.D.Started}} on {{.D.Machine}}.
 Open-model load: arrivals are scheduled at a constant rate per step and latency is measured from each request's due time, so stalls cannot hide (no coordinated omission).</p>
 <h2>Summary</h2>
-<table><tr><th>offered</th><th>served</th><th>shed (429)</th><th>unavailable (503)</th><th>failed</th><th>dropped by generator</th><th>retried after Retry-After</th><th>p50 ms</th><th>p99 ms</th><th>429 p99 ms</th></tr>
-<tr><td>{{.D.Summary.Offered}}</td><td>{{.D.Summary.Served}}</td><td>{{.D.Summary.Shed}}</td><td>{{.D.Summary.Unavailable}}</td><td>{{.D.Summary.Failed}}</td><td>{{.D.Summary.Dropped}}</td><td>{{.D.Summary.Retried}}</td><td>{{f1 .D.Summary.P50}}</td><td>{{f1 .D.Summary.P99}}</td><td>{{f1 .D.Summary.ShedP99}}</td></tr></table>
+<table><tr><th>offered</th><th>served</th><th>shed (429)</th><th>refused locally (throttled)</th><th>unavailable (503)</th><th>failed</th><th>dropped by generator</th><th>retried after Retry-After</th><th>p50 ms</th><th>p99 ms</th><th>429 p99 ms</th></tr>
+<tr><td>{{.D.Summary.Offered}}</td><td>{{.D.Summary.Served}}</td><td>{{.D.Summary.Shed}}</td><td>{{.D.Summary.Throttled}}</td><td>{{.D.Summary.Unavailable}}</td><td>{{.D.Summary.Failed}}</td><td>{{.D.Summary.Dropped}}</td><td>{{.D.Summary.Retried}}</td><td>{{f1 .D.Summary.P50}}</td><td>{{f1 .D.Summary.P99}}</td><td>{{f1 .D.Summary.ShedP99}}</td></tr></table>
 <h2>Steps</h2>
-<table><tr><th>step</th><th>offered/s</th><th>goodput/s</th><th>shed/s</th><th>p50 ms</th><th>p99 ms</th><th>429 p99 ms</th><th>failed</th></tr>
-{{range .D.Summary.Steps}}<tr><td>{{.Label}}</td><td>{{f0 .OfferedRate}}</td><td>{{f0 .Goodput}}</td><td>{{f0 .ShedRate}}</td><td>{{f1 .P50}}</td><td>{{f1 .P99}}</td><td>{{f1 .ShedP99}}</td><td>{{.Failed}}</td></tr>
+<table><tr><th>step</th><th>offered/s</th><th>goodput/s</th><th>shed/s</th><th>refused locally/s</th><th>p50 ms</th><th>p99 ms</th><th>429 p99 ms</th><th>failed</th></tr>
+{{range .D.Summary.Steps}}<tr><td>{{.Label}}</td><td>{{f0 .OfferedRate}}</td><td>{{f0 .Goodput}}</td><td>{{f0 .ShedRate}}</td><td>{{f0 .ThrottledRate}}</td><td>{{f1 .P50}}</td><td>{{f1 .P99}}</td><td>{{f1 .ShedP99}}</td><td>{{.Failed}}</td></tr>
 {{end}}</table>
 <h2>Traffic</h2>{{.Traffic}}
 <h2>Latency</h2>{{.Latency}}

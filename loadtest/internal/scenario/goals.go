@@ -10,8 +10,9 @@ import (
 )
 
 // Goals are each scenario's pass/fail claims about degradation, checked on
-// the run's own figures.
-func Goals(name string, s engine.Summary) []report.Check {
+// the run's own figures; capacity is the rate the schedule was built on,
+// throttled whether the clients throttled themselves.
+func Goals(name string, s engine.Summary, capacity float64, throttled bool) []report.Check {
 	var out []report.Check
 	add := func(goal string, ok bool, format string, args ...any) {
 		out = append(out, report.Check{Name: goal, OK: ok, Detail: fmt.Sprintf(format, args...)})
@@ -33,9 +34,23 @@ func Goals(name string, s engine.Summary) []report.Check {
 	switch name {
 	case "ramp":
 		top := s.Steps[len(s.Steps)-1]
-		add("overload is shed with 429", s.Shed > 0, "%d requests shed", s.Shed)
+		add("overload is shed with 429", s.Shed+s.Throttled > 0, "%d requests shed, %d refused locally", s.Shed, s.Throttled)
 		add("no 5xx or transport errors beyond planned 503s", s.Failed == 0, "%d failed, %d unavailable (503)", s.Failed, s.Unavailable)
-		add("goodput at the top step >= 0.8x peak", top.Goodput >= 0.8*peak, "top %.0f/s, peak %.0f/s (%.2fx)", top.Goodput, peak, top.Goodput/peak)
+		if throttled {
+			add("throttling clients: goodput at 10x >= 0.95x peak", top.Goodput >= 0.95*peak,
+				"top %.0f/s, peak %.0f/s (%.2fx); of %.0f/s offered at the top, %.0f/s shed (429) and %.0f/s refused locally",
+				top.Goodput, peak, top.Goodput/peak, top.OfferedRate, top.ShedRate, top.ThrottledRate)
+		} else {
+			add("goodput at the top step >= 0.8x peak", top.Goodput >= 0.8*peak, "top %.0f/s, peak %.0f/s (%.2fx)", top.Goodput, peak, top.Goodput/peak)
+		}
+	case "flood":
+		st := s.Steps[0]
+		add("flood at 2.5x: goodput >= 0.7x closed-loop capacity", st.Goodput >= 0.7*capacity,
+			"goodput %.0f/s of a closed-loop capacity of %.0f/s (%.2fx); %.0f/s shed", st.Goodput, capacity, st.Goodput/capacity, st.ShedRate)
+		add("no crash: no transport errors or 5xx", s.Failed == 0 && s.Unavailable == 0, "%d failed, %d unavailable", s.Failed, s.Unavailable)
+		if ok, detail, sampled := boundedMemory(s); sampled {
+			add(fmt.Sprintf("bounded memory: every service under %d MiB", ServiceMemoryLimitMiB), ok, "%s", detail)
+		}
 	case "overload":
 		base, _ := step("0.7x")
 		at4, ok4 := step("4.0x")

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/strata-ref/strata/libs/mtls"
+	"github.com/strata-ref/strata/libs/resilience"
 	"github.com/strata-ref/strata/loadtest/internal/engine"
 	"github.com/strata-ref/strata/loadtest/internal/report"
 	"github.com/strata-ref/strata/loadtest/internal/strata"
@@ -41,8 +42,12 @@ type Options struct {
 	// past it are counted as dropped.
 	MaxInFlight int
 	Bound       time.Duration // eventual-consistency bound for analytics
-	ReportDir   string
-	Out         io.Writer // live lines and the summary
+	// Throttle makes the generator's clients throttle themselves
+	// adaptively per service (Population.Throttle), as the services'
+	// outbound clients do; not in a Flood scenario.
+	Throttle  bool
+	ReportDir string
+	Out       io.Writer // live lines and the summary
 }
 
 // Outcome is what a run produced.
@@ -84,8 +89,17 @@ func Execute(ctx context.Context, spec Spec, o Options) (Outcome, error) {
 	}
 	acked := &Acked{}
 	capacity := o.Capacity
-	if capacity == 0 {
+	switch {
+	case capacity == 0 && spec.Flood:
+		capacity = ClosedLoop(ctx, pop.Target(spec.Mix, acked), ClosedLoopWorkers, 5*time.Second)
+		logf("closed-loop capacity (%d clients, 5 s): %.0f/s", ClosedLoopWorkers, capacity)
+	case capacity == 0:
 		capacity = Calibrate(ctx, pop, spec.Mix, acked, 20, max(o.MaxRate, 40), w)
+	}
+	throttled := o.Throttle && !spec.Flood
+	if throttled {
+		pop.Throttle = NewThrottles()
+		logf("clients throttle themselves adaptively (K=%d, %s of history)", resilience.K, ThrottleWindow)
 	}
 	steps := spec.Steps(capacity, o.Duration)
 	logf("scenario %s: %s; capacity %.0f/s; %d step(s) over %s", spec.Name, spec.Doc, capacity, len(steps), o.Duration)
@@ -123,24 +137,25 @@ func Execute(ctx context.Context, spec Spec, o Options) (Outcome, error) {
 	}
 	sampler := NewSampler(o.TLS, o.Services)
 	shed0, served0 := sampler.serverDurations(ctx)
-	sum := engine.Run(ctx, engine.Config{Steps: steps, Target: pop.Target(spec.Mix, acked), RetryOn429: true, MaxInFlight: o.MaxInFlight,
+	sum := engine.Run(ctx, engine.Config{Steps: steps, Target: pop.Target(spec.Mix, acked), RetryOn429: !spec.Flood, MaxInFlight: o.MaxInFlight,
 		Sample: sampler.Sample, OnSecond: func(s engine.Second) { fmt.Fprintln(w, Live(s)) }})
 	<-faultDone
 
-	fmt.Fprintf(w, "\nsummary: offered %d, served %d, shed %d, unavailable %d, failed %d, dropped %d, retried %d; p50 %.1f ms, p99 %.1f ms, 429 p99 %.1f ms (from due time)\n",
-		sum.Offered, sum.Served, sum.Shed, sum.Unavailable, sum.Failed, sum.Dropped, sum.Retried, sum.P50, sum.P99, sum.ShedP99)
+	fmt.Fprintf(w, "\nsummary: offered %d, served %d, shed %d, refused locally %d, unavailable %d, failed %d, dropped %d, retried %d; p50 %.1f ms, p99 %.1f ms, 429 p99 %.1f ms (from due time)\n",
+		sum.Offered, sum.Served, sum.Shed, sum.Throttled, sum.Unavailable, sum.Failed, sum.Dropped, sum.Retried, sum.P50, sum.P99, sum.ShedP99)
 	fmt.Fprintf(w, "from send time: p99 %.1f ms, 429 p99 %.1f ms; generator lag p99 %.1f ms\n", sum.P99Sent, sum.ShedP99Sent, sum.LagP99)
-	fmt.Fprintf(w, "%-12s %10s %10s %10s %9s %9s %10s | %9s %10s %9s | %9s %9s\n", "step", "offered/s", "goodput/s", "shed/s", "p50 ms", "p99 ms", "429 p99",
+	fmt.Fprintf(w, "%-12s %10s %10s %10s %10s %9s %9s %10s | %9s %10s %9s | %9s %9s\n", "step", "offered/s", "goodput/s", "shed/s", "local/s", "p50 ms", "p99 ms", "429 p99",
 		"sent p99", "sent 429", "lag p99", "gen CPU", "mach busy")
 	for _, s := range sum.Steps {
-		fmt.Fprintf(w, "%-12s %10.0f %10.0f %10.0f %9.1f %9.1f %10.1f | %9.1f %10.1f %9.1f | %9.2f %8.0f%%\n", s.Label, s.OfferedRate, s.Goodput, s.ShedRate, s.P50, s.P99, s.ShedP99,
-			s.SentP99, s.ShedSentP99, s.LagP99, s.GeneratorCPU, 100*s.MachineBusy)
+		fmt.Fprintf(w, "%-12s %10.0f %10.0f %10.0f %10.0f %9.1f %9.1f %10.1f | %9.1f %10.1f %9.1f | %9.2f %8.0f%%\n", s.Label, s.OfferedRate, s.Goodput, s.ShedRate, s.ThrottledRate,
+			s.P50, s.P99, s.ShedP99, s.SentP99, s.ShedSentP99, s.LagP99, s.GeneratorCPU, 100*s.MachineBusy)
 	}
+	fmt.Fprintln(w, "(local/s: requests the clients refused themselves, adaptive throttling; never sent)")
 	fmt.Fprintln(w, "(gen CPU: the generator's own CPU in cores; mach busy: all CPUs of the machine, the system and the generator together)")
 	shed1, served1 := sampler.serverDurations(context.WithoutCancel(ctx))
 	if shedP99, nShed := shed1.minus(shed0).quantile(0.99); nShed > 0 {
 		servedP99, nServed := served1.minus(served0).quantile(0.99)
-		line := fmt.Sprintf("inside the services (their own request-duration histograms, from the start of the handler chain): 429 p99 %.1f ms over %.0f, 2xx p99 %.1f ms over %.0f; "+
+		line := fmt.Sprintf("inside the services (their shedders' histograms): time to decide a 429 p99 %.1f ms over %.0f, admitted requests from admission to response p99 %.1f ms over %.0f; "+
 			"the generator saw 429 p99 %.1f ms, 2xx p99 %.1f ms: the difference waited before the services' code ran (TLS, HTTP/2, a free CPU)",
 			shedP99, nShed, servedP99, nServed, sum.ShedP99, sum.P99)
 		fmt.Fprintln(w, line)
@@ -157,7 +172,7 @@ func Execute(ctx context.Context, spec Spec, o Options) (Outcome, error) {
 	sum.WriteFailures(w, "  ", 5)
 
 	out := Outcome{Summary: sum, Capacity: capacity}
-	out.Checks = append(Check(context.WithoutCancel(ctx), pop, acked, o.Bound), Goals(spec.Name, sum)...)
+	out.Checks = append(Check(context.WithoutCancel(ctx), pop, acked, o.Bound), Goals(spec.Name, sum, capacity, throttled)...)
 	fmt.Fprintln(w, "\ninvariants and goals:")
 	for _, c := range out.Checks {
 		mark := "ok  "
@@ -188,8 +203,8 @@ func Execute(ctx context.Context, spec Spec, o Options) (Outcome, error) {
 // Live is the line printed for each second.
 func Live(s engine.Second) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "t=%3ds %-10s offered %5d/s served %5d 429 %4d 503 %4d err %3d drop %4d p50 %6.1fms p99 %7.1fms 429p99 %6.1fms lag %6.1fms",
-		s.T, s.Step, s.Offered, s.Served, s.Shed, s.Unavailable, s.Failed, s.Dropped, s.P50, s.P99, s.ShedP99, s.LagP99)
+	fmt.Fprintf(&b, "t=%3ds %-10s offered %5d/s served %5d 429 %4d local %4d 503 %4d err %3d drop %4d p50 %6.1fms p99 %7.1fms 429p99 %6.1fms lag %6.1fms",
+		s.T, s.Step, s.Offered, s.Served, s.Shed, s.Throttled, s.Unavailable, s.Failed, s.Dropped, s.P50, s.P99, s.ShedP99, s.LagP99)
 	keys := make([]string, 0, len(s.Gauges))
 	for k := range s.Gauges {
 		keys = append(keys, k)

@@ -7,6 +7,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,6 +30,11 @@ type Spec struct {
 	Steps func(capacity float64, d time.Duration) []engine.Step
 	// Fault, when set, is injected at 1/3 of the run and cleared at 2/3.
 	Fault func(env *Env) *Fault
+	// Flood: the client does not cooperate. It ignores Retry-After (no
+	// retry, no pause), never throttles itself (-throttle has no effect),
+	// and the capacity its rate is a multiple of is measured closed-loop
+	// (ClosedLoop), not by the open-model calibration.
+	Flood bool
 }
 
 // Env is what scenarios act on besides the API: the stack script and the
@@ -91,6 +98,8 @@ var Specs = map[string]Spec{
 		}},
 	"retry-storm": {Name: "retry-storm", Doc: "every transfer sent three times at once with one Idempotency-Key",
 		Mix: Mix{Transfer: 1, Copies: 3}, Steps: steady(0.3)},
+	"flood": {Name: "flood", Doc: "GET /v1/accounts at 2.5x its closed-loop capacity from a client that ignores Retry-After and does not throttle",
+		Mix: Mix{List: 1}, Steps: steady(2.5), Flood: true},
 	"hot-account": {Name: "hot-account", Doc: "every transfer credits the same account", Mix: Mix{Transfer: 1, HotAccount: true}, Steps: steady(0.5)},
 }
 
@@ -106,6 +115,34 @@ func signal(ctx context.Context, env *Env, sig syscall.Signal) error {
 		return fmt.Errorf("cassandra pid %q: %w", out, err)
 	}
 	return syscall.Kill(pid, sig)
+}
+
+// ClosedLoopWorkers is how many clients ClosedLoop runs: the services'
+// initial concurrency limit, so the measurement is not itself an overload.
+const ClosedLoopWorkers = 32
+
+// ClosedLoop measures capacity the closed way: workers clients each send
+// the next request as soon as the last one answered, for d; the result is
+// what was served per second.
+func ClosedLoop(ctx context.Context, target engine.Target, workers int, d time.Duration) float64 {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var served atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				if r := target(ctx); engine.Classify(r) == engine.Served {
+					served.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return math.Round(float64(served.Load()) / time.Since(start).Seconds())
 }
 
 // Calibrate finds the rate the system serves the mix cleanly: it steps the rate up

@@ -8,12 +8,13 @@ import (
 	"strings"
 )
 
-// Inside is latency as the services measured it: from the moment their
-// HTTP handler chain starts (after TLS, HTTP/2 framing and any wait for a
-// CPU) to the response, from each public listener's
-// http_server_request_duration_seconds. Beside the generator's figures it
-// tells time spent in the services' own code (the limiter's queue
-// included) from time spent before it.
+// Inside is latency as the services measured it, from each public
+// listener's shedder: for a 429, the time to decide it
+// (strata_shed_decision_seconds: from reaching the limiter to the answer
+// written, the limiter's queue included); for an admitted request, from
+// its admission to its response written (strata_admitted_duration_seconds).
+// Beside the generator's figures it tells time spent in the services' own
+// code from time spent before it (TLS, HTTP/2 framing, a wait for a CPU).
 type Inside struct {
 	ShedP99, ServedP99 float64 // ms, over every service's public listener
 	Shed, Served       float64 // counts
@@ -22,13 +23,19 @@ type Inside struct {
 // durations is the cumulative bucket counts of a histogram, by upper bound.
 type durations map[float64]float64
 
-// serverDurations scrapes every service's public request-duration
-// histograms, summed over routes and services: 429s and 2xx apart.
-func (s *Sampler) serverDurations(ctx context.Context) (shed, served durations) {
-	shed, served = durations{}, durations{}
+// serverDurations scrapes every service's public shedding histograms,
+// summed over services: the time to decide each 429, and the time from
+// admission to response of each admitted request.
+func (s *Sampler) serverDurations(ctx context.Context) (shed, admitted durations) {
+	shed, admitted = durations{}, durations{}
 	for _, svc := range s.services {
 		_ = s.metrics(ctx, svc, func(line string) bool { // a service that does not answer adds nothing
-			labels, ok := strings.CutPrefix(line, "http_server_request_duration_seconds_bucket{")
+			into := shed
+			labels, ok := strings.CutPrefix(line, "strata_shed_decision_seconds_bucket{")
+			if !ok {
+				into = admitted
+				labels, ok = strings.CutPrefix(line, "strata_admitted_duration_seconds_bucket{")
+			}
 			if !ok || !strings.Contains(labels, `listener="public"`) {
 				return true
 			}
@@ -37,16 +44,11 @@ func (s *Sampler) serverDurations(ctx context.Context) (shed, served durations) 
 			if err1 != nil || err2 != nil {
 				return true
 			}
-			switch code := between(labels, `code="`, `"`); {
-			case code == "429":
-				shed[bound] += n
-			case strings.HasPrefix(code, "2"):
-				served[bound] += n
-			}
+			into[bound] += n
 			return true
 		})
 	}
-	return shed, served
+	return shed, admitted
 }
 
 func between(s, start, end string) string {

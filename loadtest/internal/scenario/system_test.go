@@ -35,18 +35,23 @@ func TestScenariosShort(t *testing.T) {
 		name     string
 		capacity string // fixed for the fault scenarios: no calibration needed
 		duration string
+		flags    []string
 	}{
 		// The ramp calibrates, capped at 150/s so that 10x stays within what
 		// one generator on a 2-core machine can offer beside the system, with
 		// steps of 3 s, longer than the seconds of latency an overloaded
 		// step carries into the next.
-		{"ramp", "0", "18s"}, {"breaker", "40", "9s"}, {"cache", "40", "9s"}, {"retry-storm", "40", "9s"}, {"hot-account", "40", "9s"},
+		{"ramp", "0", "18s", nil}, {"breaker", "40", "9s", nil}, {"cache", "40", "9s", nil}, {"retry-storm", "40", "9s", nil}, {"hot-account", "40", "9s", nil},
+		// The ramp again with clients that throttle themselves, and the
+		// flood (capacity given: a calibrated one would make its goal this
+		// shared machine's, not the code's).
+		{"ramp", "0", "18s", []string{"-throttle"}}, {"flood", "100", "6s", nil},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			cmd := exec.Command(bin, "-certs", st.Certs, "-out", t.TempDir(), "-stack", filepath.Join(st.Root, "deploy/native/stack.sh"),
+		t.Run(strings.Join(append([]string{tc.name}, tc.flags...), " "), func(t *testing.T) {
+			cmd := exec.Command(bin, append(append([]string{"-certs", st.Certs, "-out", t.TempDir(), "-stack", filepath.Join(st.Root, "deploy/native/stack.sh"),
 				"-auth", sys.Issuer, "-ledger", testenv.URL(sys.Ledger.Public), "-analytics", testenv.URL(sys.Analytics.Public),
 				"-session", testenv.URL(sys.Session.Public), "-internal", strings.Join(internal, ","),
-				"-users", "12", "-duration", tc.duration, "-capacity", tc.capacity, "-max-rate", "150", tc.name)
+				"-users", "12", "-duration", tc.duration, "-capacity", tc.capacity, "-max-rate", "150"}, tc.flags...), tc.name)...)
 			cmd.Env = append(os.Environ(), "STRATA_STACK_DIR="+st.Dir)
 			out, err := cmd.CombinedOutput()
 			if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/strata-ref/strata/libs/resilience"
 	"github.com/strata-ref/strata/loadtest/internal/engine"
 	"github.com/strata-ref/strata/loadtest/internal/strata"
 )
@@ -24,6 +25,21 @@ type Population struct {
 	API   *strata.API
 	Admin *strata.User
 	Users []*strata.User
+	// Throttle, when set, throttles the requests to each service (by name)
+	// adaptively, as libs/resilience's outbound client does: while a
+	// service sheds most of them, a share is refused here and never sent
+	// (engine.Throttled).
+	Throttle map[string]*resilience.Throttle
+}
+
+// ThrottleWindow is the load tool's adaptive throttling history: shorter
+// than the services' minute, since a scenario's steps last seconds.
+const ThrottleWindow = 10 * time.Second
+
+// NewThrottles returns one throttle per service the traffic reaches.
+func NewThrottles() map[string]*resilience.Throttle {
+	return map[string]*resilience.Throttle{"ledger": resilience.NewThrottle(ThrottleWindow, 20),
+		"analytics": resilience.NewThrottle(ThrottleWindow, 20), "session": resilience.NewThrottle(ThrottleWindow, 20)}
 }
 
 // Prepare signs in the admin and n load-test users (seeded by `auth seed
@@ -68,7 +84,9 @@ func Prepare(ctx context.Context, api *strata.API, password string, n int, log f
 
 // Mix is the share of each traffic class (they need not sum to 1).
 type Mix struct {
-	Transfer, Read, Event, Session float64
+	// List is GET /v1/accounts, the cheapest authenticated read; Read is
+	// GET /v1/accounts/{id}.
+	Transfer, Read, Event, Session, List float64
 	// Copies sends every transfer this many times with one key (retry-storm).
 	Copies int
 	// HotAccount sends every transfer to the first user's account.
@@ -147,23 +165,48 @@ func (a *Acked) All() []strata.Transfer {
 
 // Target returns the engine target for the mix.
 func (p *Population) Target(m Mix, acked *Acked) engine.Target {
-	total := m.Transfer + m.Read + m.Event + m.Session
+	total := m.Transfer + m.Read + m.Event + m.Session + m.List
 	return func(ctx context.Context) engine.Result {
 		u := p.Users[rand.IntN(len(p.Users))]
 		x := rand.Float64() * total
+		kind, service := "session", "session"
 		switch {
 		case x < m.Transfer:
-			return p.transfer(ctx, u, m, acked)
+			kind, service = "transfer", "ledger"
 		case x < m.Transfer+m.Read:
-			return result("read", p.API.Do(ctx, u.Tokens.AccessToken, http.MethodGet, p.API.E.Ledger+"/v1/accounts/"+u.Account.ID, nil, ""))
+			kind, service = "read", "ledger"
 		case x < m.Transfer+m.Read+m.Event:
-			ev := map[string]any{"event_id": uuid.NewString(), "type": "account.viewed", "occurred_at": time.Now().UTC().Format(time.RFC3339Nano),
-				"account_id": u.Account.ID}
-			return result("event", p.API.Do(ctx, u.Tokens.AccessToken, http.MethodPost, p.API.E.Analytics+"/v1/events",
-				map[string]any{"events": []any{ev}}, strata.NewKey()))
-		default:
-			return result("session", p.API.Do(ctx, u.Tokens.AccessToken, http.MethodGet, p.API.E.Session+"/v1/sessions", nil, ""))
+			kind, service = "event", "analytics"
+		case x < m.Transfer+m.Read+m.Event+m.List:
+			kind, service = "list", "ledger"
 		}
+		th := p.Throttle[service]
+		if th != nil && !th.Allow() {
+			return engine.Result{Kind: kind, Throttled: true}
+		}
+		r := p.send(ctx, u, kind, m, acked)
+		if th != nil && r.Err == nil && r.Status != 0 {
+			th.Record(r.Status != http.StatusTooManyRequests)
+		}
+		return r
+	}
+}
+
+func (p *Population) send(ctx context.Context, u *strata.User, kind string, m Mix, acked *Acked) engine.Result {
+	switch kind {
+	case "transfer":
+		return p.transfer(ctx, u, m, acked)
+	case "read":
+		return result("read", p.API.Do(ctx, u.Tokens.AccessToken, http.MethodGet, p.API.E.Ledger+"/v1/accounts/"+u.Account.ID, nil, ""))
+	case "list":
+		return result("list", p.API.Do(ctx, u.Tokens.AccessToken, http.MethodGet, p.API.E.Ledger+"/v1/accounts", nil, ""))
+	case "event":
+		ev := map[string]any{"event_id": uuid.NewString(), "type": "account.viewed", "occurred_at": time.Now().UTC().Format(time.RFC3339Nano),
+			"account_id": u.Account.ID}
+		return result("event", p.API.Do(ctx, u.Tokens.AccessToken, http.MethodPost, p.API.E.Analytics+"/v1/events",
+			map[string]any{"events": []any{ev}}, strata.NewKey()))
+	default:
+		return result("session", p.API.Do(ctx, u.Tokens.AccessToken, http.MethodGet, p.API.E.Session+"/v1/sessions", nil, ""))
 	}
 }
 
