@@ -61,8 +61,44 @@ var ErrNoForm = errors.New("oidclogin: no login form with username and password 
 
 // Login runs the whole flow for one user and returns their tokens.
 func (c *Client) Login(ctx context.Context, user, password string) (Tokens, error) {
+	p := NewPKCE()
+	state := NewState()
+	loc, err := SignIn(ctx, c.HTTP, c.AuthorizeURL(state, p), user, password)
+	if err != nil {
+		return Tokens{}, err
+	}
+	code, err := Code(loc, state)
+	if err != nil {
+		return Tokens{}, err
+	}
+	return c.Redeem(ctx, code, p)
+}
+
+// NewState returns a random state (and nonce) value.
+func NewState() string {
+	var st [12]byte
+	_, _ = rand.Read(st[:])
+	return base64.RawURLEncoding.EncodeToString(st[:])
+}
+
+// AuthorizeURL is the authorization request a person opens in a browser
+// (code flow, PKCE S256, the client's redirect URI).
+func (c *Client) AuthorizeURL(state string, p PKCE) string {
+	scope := c.Scope
+	if scope == "" {
+		scope = "openid profile offline_access"
+	}
+	q := url.Values{"client_id": {c.ClientID}, "redirect_uri": {c.RedirectURI}, "response_type": {"code"}, "scope": {scope},
+		"state": {state}, "nonce": {"n" + state}, "code_challenge": {p.Challenge}, "code_challenge_method": {"S256"}}
+	return c.Issuer + "/oauth2/authorize?" + q.Encode()
+}
+
+// SignIn plays the browser: it opens authorizeURL with a fresh cookie jar,
+// fills in the login form's username and password, and returns the
+// redirect to the client's loopback URI without following it.
+func SignIn(ctx context.Context, hc *http.Client, authorizeURL, user, password string) (*url.URL, error) {
 	jar, _ := cookiejar.New(nil)
-	browser := *c.HTTP
+	browser := *hc
 	browser.Jar = jar
 	browser.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if req.URL.Scheme == "http" { // the loopback redirect to the app: stop, read the code
@@ -70,57 +106,54 @@ func (c *Client) Login(ctx context.Context, user, password string) (Tokens, erro
 		}
 		return nil
 	}
-	p := NewPKCE()
-	var st [12]byte
-	_, _ = rand.Read(st[:])
-	state := base64.RawURLEncoding.EncodeToString(st[:])
-	scope := c.Scope
-	if scope == "" {
-		scope = "openid profile offline_access"
-	}
-	q := url.Values{"client_id": {c.ClientID}, "redirect_uri": {c.RedirectURI}, "response_type": {"code"}, "scope": {scope},
-		"state": {state}, "nonce": {"n" + state}, "code_challenge": {p.Challenge}, "code_challenge_method": {"S256"}}
-	resp, err := get(ctx, &browser, c.Issuer+"/oauth2/authorize?"+q.Encode())
+	resp, err := get(ctx, &browser, authorizeURL)
 	if err != nil {
-		return Tokens{}, err
+		return nil, err
 	}
 	if resp.StatusCode == http.StatusOK { // the login page
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		resp.Body.Close()
 		action, fields, err := ParseForm(string(body))
 		if err != nil {
-			return Tokens{}, err
+			return nil, err
 		}
 		fields.Set("username", user)
 		fields.Set("password", password)
 		target, err := resp.Request.URL.Parse(action)
 		if err != nil {
-			return Tokens{}, err
+			return nil, err
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, target.String(), strings.NewReader(fields.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("Origin", target.Scheme+"://"+target.Host)
 		if resp, err = browser.Do(req); err != nil {
-			return Tokens{}, err
+			return nil, err
 		}
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, resp.Body)
 	if resp.StatusCode < 300 || resp.StatusCode > 399 {
-		return Tokens{}, fmt.Errorf("oidclogin: sign-in of %s answered %d, not a redirect", user, resp.StatusCode)
+		return nil, fmt.Errorf("oidclogin: sign-in of %s answered %d, not a redirect", user, resp.StatusCode)
 	}
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil {
-		return Tokens{}, err
-	}
-	back := loc.Query()
+	return url.Parse(resp.Header.Get("Location"))
+}
+
+// Code reads the authorization code from the redirect to the client,
+// checking its state.
+func Code(redirect *url.URL, state string) (string, error) {
+	back := redirect.Query()
 	if back.Get("state") != state {
-		return Tokens{}, fmt.Errorf("oidclogin: state mismatch in redirect %q", loc.Redacted())
+		return "", fmt.Errorf("oidclogin: state mismatch in redirect %q", redirect.Redacted())
 	}
 	if back.Get("code") == "" {
-		return Tokens{}, fmt.Errorf("oidclogin: no code (error %q)", back.Get("error"))
+		return "", fmt.Errorf("oidclogin: no code (error %q: %s)", back.Get("error"), back.Get("error_description"))
 	}
-	return c.token(ctx, url.Values{"grant_type": {"authorization_code"}, "code": {back.Get("code")},
+	return back.Get("code"), nil
+}
+
+// Redeem trades an authorization code and its PKCE verifier for tokens.
+func (c *Client) Redeem(ctx context.Context, code string, p PKCE) (Tokens, error) {
+	return c.token(ctx, url.Values{"grant_type": {"authorization_code"}, "code": {code},
 		"redirect_uri": {c.RedirectURI}, "client_id": {c.ClientID}, "code_verifier": {p.Verifier}})
 }
 
