@@ -102,3 +102,7 @@ lint: ## gofmt, go vet, go mod tidy leaves the tree clean, no committed secrets,
 	@bash tools/check-secrets.sh
 	@bash tools/docs/mermaid.sh check
 	@echo "lint ok"
+
+.PHONY: cli
+cli: ## Build the strata command line (login, token, accounts, transfer, activity, sessions) to out/strata; see docs/api.md.
+	@cd tools && go build -o ../out/strata ./cmd/strata && echo "out/strata"
