@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,10 +17,16 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// JWKS fetches and caches the issuer's JSON Web Key Set. An unknown kid
-// triggers a refresh, at most once per MinRefresh, so rotated keys are
-// picked up quickly and a stream of tokens with made-up kids cannot turn
-// into a stream of requests to the issuer.
+// JWKS fetches and caches the issuer's JSON Web Key Set.
+//
+// The set is fetched again when it is older than its max-age (the
+// response's Cache-Control max-age, DefaultJWKSMaxAge without one, never
+// more than MaxJWKSMaxAge), and when a token names an unknown kid; either
+// way at most once per minRefresh, so a stream of tokens with made-up kids
+// cannot turn into a stream of requests to the issuer. Each fetch replaces
+// the whole set: a key the issuer no longer publishes (removed after a
+// compromise, or retired) stops verifying within one max-age. When the
+// issuer cannot be reached, the keys already fetched keep verifying.
 type JWKS struct {
 	urls       []string
 	last       atomic.Int64 // index of the URL that answered last
@@ -27,11 +34,21 @@ type JWKS struct {
 	minRefresh time.Duration
 	now        func() time.Time
 
-	mu      sync.RWMutex
-	keys    map[string]jose.JSONWebKey
-	fetched time.Time
-	flight  singleflight.Group
+	mu        sync.RWMutex
+	keys      map[string]jose.JSONWebKey
+	fetched   time.Time     // last successful fetch
+	maxAge    time.Duration // how long that fetch is fresh
+	attempted time.Time     // last fetch attempt, successful or not
+	flight    singleflight.Group
 }
+
+// DefaultJWKSMaxAge is how long a fetched key set is used when the
+// response carries no Cache-Control max-age; MaxJWKSMaxAge caps what a
+// response may ask for, and so bounds how long a removed key is trusted.
+const (
+	DefaultJWKSMaxAge = 5 * time.Minute
+	MaxJWKSMaxAge     = 15 * time.Minute
+)
 
 // Doer sends HTTP requests: an *http.Client, or the resilience.Client every
 // service uses for calls to another service.
@@ -46,7 +63,14 @@ func NewJWKS(urls string, client Doer, minRefresh time.Duration) *JWKS {
 	if minRefresh == 0 {
 		minRefresh = 30 * time.Second
 	}
-	return &JWKS{urls: splitURLs(urls), client: client, minRefresh: minRefresh, now: time.Now, keys: map[string]jose.JSONWebKey{}}
+	return &JWKS{urls: splitURLs(urls), client: client, minRefresh: minRefresh, now: time.Now, keys: map[string]jose.JSONWebKey{},
+		maxAge: DefaultJWKSMaxAge}
+}
+
+// WithClock makes j read time from now (tests); it returns j.
+func (j *JWKS) WithClock(now func() time.Time) *JWKS {
+	j.now = now
+	return j
 }
 
 // splitURLs parses a comma-separated list of URLs.
@@ -90,22 +114,27 @@ var errFinal = errors.New("refused by auth")
 // ErrUnknownKey is returned for a kid that is not in the current set.
 var ErrUnknownKey = errors.New("unknown key id")
 
-// Key returns the key kid, refreshing the set once if it is unknown.
+// Key returns the key kid. An unknown kid, or a set past its max-age,
+// fetches the set again first (at most once per minRefresh).
 func (j *JWKS) Key(ctx context.Context, kid string) (*jose.JSONWebKey, error) {
-	if k, ok := j.lookup(kid); ok {
-		return k, nil
-	}
+	k, known := j.lookup(kid)
 	j.mu.RLock()
-	recent := !j.fetched.IsZero() && j.now().Sub(j.fetched) < j.minRefresh
+	now := j.now()
+	fresh := !j.fetched.IsZero() && now.Sub(j.fetched) < j.maxAge
+	throttled := !j.attempted.IsZero() && now.Sub(j.attempted) < j.minRefresh
 	j.mu.RUnlock()
-	if recent {
+	if (known && fresh) || throttled {
+		if known {
+			return k, nil
+		}
 		return nil, ErrUnknownKey
 	}
-	if _, err, _ := j.flight.Do("refresh", func() (any, error) { return nil, j.Refresh(ctx) }); err != nil {
-		return nil, err
-	}
+	_, err, _ := j.flight.Do("refresh", func() (any, error) { return nil, j.Refresh(ctx) })
 	if k, ok := j.lookup(kid); ok {
-		return k, nil
+		return k, nil // refreshed, or the issuer is unreachable and kid was known
+	}
+	if err != nil {
+		return nil, err
 	}
 	return nil, ErrUnknownKey
 }
@@ -121,10 +150,16 @@ func (j *JWKS) lookup(kid string) (*jose.JSONWebKey, bool) {
 func (j *JWKS) Refresh(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	var set jose.JSONWebKeySet
+	j.mu.Lock()
+	j.attempted = j.now()
+	j.mu.Unlock()
+	var (
+		set    jose.JSONWebKeySet
+		maxAge time.Duration
+	)
 	err := eachURL(j.urls, &j.last, func(url string) error {
-		s, err := j.fetch(ctx, url)
-		set = s
+		s, age, err := j.fetch(ctx, url)
+		set, maxAge = s, age
 		return err
 	})
 	if err != nil {
@@ -138,27 +173,48 @@ func (j *JWKS) Refresh(ctx context.Context) error {
 		keys[k.KeyID] = k
 	}
 	j.mu.Lock()
-	j.keys, j.fetched = keys, j.now()
+	j.keys, j.fetched, j.maxAge = keys, j.now(), min(max(maxAge, j.minRefresh), MaxJWKSMaxAge)
 	j.mu.Unlock()
 	return nil
 }
 
-func (j *JWKS) fetch(ctx context.Context, url string) (jose.JSONWebKeySet, error) {
+func (j *JWKS) fetch(ctx context.Context, url string) (jose.JSONWebKeySet, time.Duration, error) {
 	var set jose.JSONWebKeySet
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return set, err
+		return set, 0, err
 	}
 	resp, err := j.client.Do(req)
 	if err != nil {
-		return set, fmt.Errorf("fetch JWKS: %w", err)
+		return set, 0, fmt.Errorf("fetch JWKS: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return set, fmt.Errorf("fetch JWKS from %s: status %d", url, resp.StatusCode)
+		return set, 0, fmt.Errorf("fetch JWKS from %s: status %d", url, resp.StatusCode)
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&set); err != nil {
-		return set, fmt.Errorf("decode JWKS from %s: %w", url, err)
+		return set, 0, fmt.Errorf("decode JWKS from %s: %w", url, err)
 	}
-	return set, nil
+	return set, cacheMaxAge(resp.Header.Values("Cache-Control")), nil
+}
+
+// cacheMaxAge reads max-age from Cache-Control (RFC 9111 5.2.2.1):
+// DefaultJWKSMaxAge when absent or malformed, 0 for no-store or no-cache
+// (the caller raises 0 to its minimum interval).
+func cacheMaxAge(values []string) time.Duration {
+	age := DefaultJWKSMaxAge
+	for _, v := range values {
+		for _, d := range strings.Split(v, ",") {
+			name, arg, _ := strings.Cut(strings.TrimSpace(d), "=")
+			switch strings.ToLower(name) {
+			case "no-store", "no-cache":
+				return 0
+			case "max-age":
+				if n, err := strconv.ParseUint(strings.Trim(arg, `"`), 10, 32); err == nil {
+					age = time.Duration(n) * time.Second
+				}
+			}
+		}
+	}
+	return age
 }

@@ -58,7 +58,7 @@ func NewValidator(cfg Config) (*Validator, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Validator{cfg: cfg, cache: verified{m: map[[32]byte]Principal{}}}, nil
+	return &Validator{cfg: cfg, cache: verified{m: map[[32]byte]verifiedToken{}}}, nil
 }
 
 func invalid(format string, args ...any) error {
@@ -71,62 +71,67 @@ func (v *Validator) Validate(ctx context.Context, raw string) (Principal, error)
 		return Principal{}, invalid("token of %d bytes", len(raw))
 	}
 	key := sha256.Sum256([]byte(raw))
-	if p, ok := v.cache.get(key); ok {
+	if e, ok := v.cache.get(key); ok {
 		// A token is immutable: once its signature and claims checked out,
-		// only time can make it invalid.
-		if v.cfg.Now().After(p.ExpiresAt.Add(v.cfg.Leeway)) {
+		// only time, or its key leaving the issuer's set, can make it invalid.
+		if v.cfg.Now().After(e.p.ExpiresAt.Add(v.cfg.Leeway)) {
 			return Principal{}, invalid("claims: token is expired (exp)")
 		}
-		return p, nil
+		if _, err := v.cfg.Keys.Key(ctx, e.kid); err != nil {
+			v.cache.drop(key)
+			return Principal{}, invalid("key %q: %v", e.kid, err)
+		}
+		return e.p, nil
 	}
-	p, err := v.validate(ctx, raw)
+	p, kid, err := v.validate(ctx, raw)
 	if err == nil {
-		v.cache.put(key, p)
+		v.cache.put(key, verifiedToken{p: p, kid: kid})
 	}
 	return p, err
 }
 
-func (v *Validator) validate(ctx context.Context, raw string) (Principal, error) {
+// validate verifies raw and returns its principal and the kid that signed it.
+func (v *Validator) validate(ctx context.Context, raw string) (Principal, string, error) {
 	tok, err := jwt.ParseSigned(raw, Algorithms)
 	if err != nil {
-		return Principal{}, invalid("parse: %v", err)
+		return Principal{}, "", invalid("parse: %v", err)
 	}
 	if len(tok.Headers) != 1 {
-		return Principal{}, invalid("expected one signature")
+		return Principal{}, "", invalid("expected one signature")
 	}
 	h := tok.Headers[0]
 	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); !isAccessTokenType(typ) {
-		return Principal{}, invalid("typ %q is not %s", typ, TokenType)
+		return Principal{}, "", invalid("typ %q is not %s", typ, TokenType)
 	}
 	if h.KeyID == "" {
-		return Principal{}, invalid("no kid")
+		return Principal{}, "", invalid("no kid")
 	}
 	key, err := v.cfg.Keys.Key(ctx, h.KeyID)
 	if err != nil {
-		return Principal{}, invalid("key %q: %v", h.KeyID, err)
+		return Principal{}, "", invalid("key %q: %v", h.KeyID, err)
 	}
 	if key.Algorithm != "" && key.Algorithm != h.Algorithm {
-		return Principal{}, invalid("alg %s does not match key %q (%s)", h.Algorithm, h.KeyID, key.Algorithm)
+		return Principal{}, "", invalid("alg %s does not match key %q (%s)", h.Algorithm, h.KeyID, key.Algorithm)
 	}
 	var c Claims
 	// Only the key from our JWKS verifies; a jwk/jku/x5u/x5c header is ignored.
 	if err := tok.Claims(key.Key, &c); err != nil {
-		return Principal{}, invalid("signature: %v", err)
+		return Principal{}, "", invalid("signature: %v", err)
 	}
 	if c.Expiry == nil {
-		return Principal{}, invalid("no exp")
+		return Principal{}, "", invalid("no exp")
 	}
 	err = c.Claims.ValidateWithLeeway(jwt.Expected{Issuer: v.cfg.Issuer, AnyAudience: jwt.Audience{v.cfg.Audience}, Time: v.cfg.Now()}, v.cfg.Leeway)
 	if err != nil {
-		return Principal{}, invalid("claims: %v", err)
+		return Principal{}, "", invalid("claims: %v", err)
 	}
 	if len(c.Audience) == 0 {
-		return Principal{}, invalid("no aud")
+		return Principal{}, "", invalid("no aud")
 	}
 	if c.Subject == "" {
-		return Principal{}, invalid("no sub")
+		return Principal{}, "", invalid("no sub")
 	}
-	return principalFrom(c, raw), nil
+	return principalFrom(c, raw), h.KeyID, nil
 }
 
 func isAccessTokenType(typ string) bool {
@@ -136,22 +141,29 @@ func isAccessTokenType(typ string) bool {
 
 // verified caches the principals of tokens whose signature was verified, so
 // a client reusing its token pays for ECDSA verification once, not on every
-// request. It is bounded; when full, an arbitrary entry is evicted.
+// request. Each entry remembers its kid, so a key removed from the issuer's
+// set takes its cached tokens with it. It is bounded; when full, an
+// arbitrary entry is evicted.
 type verified struct {
 	mu sync.RWMutex
-	m  map[[32]byte]Principal
+	m  map[[32]byte]verifiedToken
+}
+
+type verifiedToken struct {
+	p   Principal
+	kid string
 }
 
 const verifiedMax = 10000
 
-func (c *verified) get(k [32]byte) (Principal, bool) {
+func (c *verified) get(k [32]byte) (verifiedToken, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	p, ok := c.m[k]
-	return p, ok
+	e, ok := c.m[k]
+	return e, ok
 }
 
-func (c *verified) put(k [32]byte, p Principal) {
+func (c *verified) put(k [32]byte, e verifiedToken) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.m) >= verifiedMax {
@@ -160,5 +172,11 @@ func (c *verified) put(k [32]byte, p Principal) {
 			break
 		}
 	}
-	c.m[k] = p
+	c.m[k] = e
+}
+
+func (c *verified) drop(k [32]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, k)
 }
