@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/strata-ref/strata/libs/server"
+	"github.com/strata-ref/strata/libs/testenv"
 )
 
 // 300 connections send the headers of POST /login and POST /oauth2/token,
@@ -20,7 +21,7 @@ import (
 // refused every sign-in for as long as the connections stayed open.
 func TestStalledLoginBodiesDoNotShedOthers(t *testing.T) {
 	h := start(t)
-	tr := h.st.PublicClient(t).Transport.(*http.Transport).Clone()
+	tr := testenv.HTTPTransport(h.st.PublicClient(t)).Clone()
 	tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{} // one HTTP/1.1 connection each
 	defer tr.CloseIdleConnections()
 	stalled := &http.Client{Transport: tr, Timeout: 30 * time.Second}

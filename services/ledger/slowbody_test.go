@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/strata-ref/strata/libs/server"
+	"github.com/strata-ref/strata/libs/testenv"
 )
 
 // A signed-in customer opens 300 connections that send the headers of
@@ -26,7 +27,7 @@ func TestStalledTransferBodiesDoNotShedOthers(t *testing.T) {
 	b := h.openAccount(t, bob, "EUR", "B")
 	h.deposit(t, carol, a, 1_000)
 
-	tr := h.client.Transport.(*http.Transport).Clone()
+	tr := testenv.HTTPTransport(h.client).Clone()
 	tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{} // one HTTP/1.1 connection each
 	stalled := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	defer tr.CloseIdleConnections()
