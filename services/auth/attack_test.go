@@ -1,11 +1,16 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/strata-ref/strata/libs/oidclogin"
 
 	"github.com/strata-ref/strata/services/auth/internal/oidc"
 )
@@ -13,7 +18,9 @@ import (
 // TestAttacks replays attacks on the provider's browser surface against one
 // running auth service (and a real session service): each must fail.
 func TestAttacks(t *testing.T) {
-	h := start(t)
+	// The test client stands in for the ingress: the loopback peer is a
+	// trusted proxy, so X-Forwarded-For names the client.
+	h := start(t, "STRATA_AUTH_TRUSTED_PROXIES", "127.0.0.1/32, ::1")
 	issuerURL, _ := url.Parse(h.issuer)
 
 	// Every token carries the session id in "sid". When the SSO cookie was
@@ -126,6 +133,89 @@ func TestAttacks(t *testing.T) {
 			t.Fatalf("same-origin sign-in: %v", q)
 		}
 	})
+
+	// Lockout: the throttle used to refuse before checking the password, so
+	// a few bad attempts a minute kept a chosen user out for good; behind
+	// the ingress every user shared one address bucket, so about one
+	// failure a second refused every sign-in on the platform.
+	t.Run("ASVS_v5_6.3.1/no_lockout_of_a_chosen_user", func(t *testing.T) {
+		var wg sync.WaitGroup
+		for batch := range 4 { // 24 bad attempts for alice, from 24 addresses
+			for i := range 6 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if status, _ := h.tryLogin(t, "alice", "guess", fmt.Sprintf("198.51.100.%d", batch*6+i+1)); status != http.StatusUnauthorized {
+						t.Errorf("bad attempt: %d, want 401", status)
+					}
+				}()
+			}
+			wg.Wait()
+		}
+		status, took := h.tryLogin(t, "alice", "strata-demo", "192.0.2.10")
+		if status != http.StatusSeeOther {
+			t.Fatalf("alice with the right password after 24 failures: %d", status)
+		}
+		if took < 500*time.Millisecond || took > 10*time.Second {
+			t.Fatalf("alice's sign-in took %v: want the account's delay (0.5-4 s), not none and not a refusal", took)
+		}
+		t.Logf("alice signed in after 24 failures, delayed %v", took.Round(time.Millisecond))
+	})
+	t.Run("ASVS_v5_6.3.1/one_address_cannot_refuse_everyone", func(t *testing.T) {
+		attacker := "203.0.113.66"
+		// 30 at once, one more a second: the bucket runs dry within 60.
+		refusedAt := 0
+		for i := range 60 {
+			if status, _ := h.tryLogin(t, fmt.Sprintf("nobody-%d", i), "guess", attacker); status == http.StatusTooManyRequests {
+				refusedAt = i + 1
+				break
+			}
+		}
+		if refusedAt == 0 {
+			t.Fatal("60 failures from one address and none refused")
+		}
+		t.Logf("the attacker's address was refused at attempt %d", refusedAt)
+		// A client that is not a trusted proxy cannot pick its bucket:
+		// prepending addresses to X-Forwarded-For changes nothing.
+		if status, _ := h.tryLogin(t, "bob", "strata-demo", "192.0.2.12, "+attacker); status != http.StatusTooManyRequests {
+			t.Fatalf("a spoofed hop in front of the attacker's address: %d, want 429", status)
+		}
+		// Everyone else behind the same ingress still signs in.
+		if status, _ := h.tryLogin(t, "bob", "strata-demo", "192.0.2.11"); status != http.StatusSeeOther {
+			t.Fatalf("bob from another address: %d", status)
+		}
+	})
+}
+
+// tryLogin fetches a login form and posts user/password as a browser
+// behind the ingress at client address xff. It returns the status of the
+// POST (303 on success) and how long it took.
+func (h *harness) tryLogin(t *testing.T, user, password, xff string) (int, time.Duration) {
+	c := h.browser(t)
+	resp, err := c.Get(authorizeURL(h.issuer, "strata-cli", cliRedirect, "s", newPKCE(), nil))
+	if err != nil {
+		t.Error(err)
+		return 0, 0
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	action, fields, err := oidclogin.ParseForm(string(body))
+	if err != nil {
+		t.Error(err)
+		return 0, 0
+	}
+	fields.Set("username", user)
+	fields.Set("password", password)
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	began := time.Now()
+	resp, err = h.postLogin(c, h.issuer+action, fields, "X-Forwarded-For", xff)
+	if err != nil {
+		t.Error(err)
+		return 0, 0
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, time.Since(began)
 }
 
 // victimCookie is the SSO cookie a browser holds.

@@ -58,6 +58,10 @@ type settings struct {
 	// ConsoleURL is the web console's public origin: its redirect URIs
 	// are registered under it.
 	ConsoleURL string `env:"STRATA_CONSOLE_URL" envDefault:"https://127.0.0.1:8445"`
+	// TrustedProxies are the reverse proxies (addresses or CIDR prefixes,
+	// comma-separated) whose X-Forwarded-For names the client that sign-in
+	// throttling counts; none by default (the socket peer is the client).
+	TrustedProxies []string `env:"STRATA_AUTH_TRUSTED_PROXIES" envSeparator:","`
 }
 
 func main() { server.Main("auth", run) }
@@ -127,10 +131,17 @@ func serve(ctx context.Context, cfg settings, kit *server.Kit, pool *pgxpool.Poo
 			return err
 		}
 	}
+	proxies, err := oidc.ParseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("config: STRATA_AUTH_TRUSTED_PROXIES: %w", err)
+	}
 	sessions := oidc.NewSessionClient(kit.Client("session", cfg.SessionURL, resilience.ClientConfig{Timeout: 2 * time.Second}))
-	auth := identity.NewAuthenticator(store, identity.NewThrottle(identity.ThrottleConfig{}, nil))
+	throttle := identity.NewThrottle(identity.ThrottleConfig{}, nil)
+	go throttle.Run(ctx)
+	auth := identity.NewAuthenticator(store, throttle)
 	auth.Warm()
-	provider, err := oidc.New(oidc.Config{Issuer: cfg.Issuer, AccessTokenTTL: cfg.AccessTokenTTL, SessionTTL: cfg.SessionTTL},
+	provider, err := oidc.New(oidc.Config{Issuer: cfg.Issuer, AccessTokenTTL: cfg.AccessTokenTTL, SessionTTL: cfg.SessionTTL,
+		TrustedProxies: proxies},
 		oidc.Deps{Identities: store, Tokens: store, Keys: km, Sessions: sessions, Auth: auth, Log: kit.Logger})
 	if err != nil {
 		return err

@@ -381,13 +381,14 @@ func TestOIDC(t *testing.T) {
 		}
 		t.Logf("unknown user %s, wrong password %s (both run argon2id)", d1, d2)
 		// A fresh account name, so the other subtests' users stay unthrottled.
-		victim := "victim-" + newPKCE().verifier[:6]
-		var last int
-		for range 6 {
-			last, _, _ = attempt(victim, "guess")
+		// Failures slow the account down (a delay, never a refusal).
+		victim := "victim-" + strings.ToLower(strings.NewReplacer("_", "", "-", "").Replace(newPKCE().verifier[:6]))
+		for range 5 {
+			attempt(victim, "guess")
 		}
-		if last != http.StatusTooManyRequests {
-			t.Fatalf("6th failure: %d, want 429", last)
+		last, _, took := attempt(victim, "guess")
+		if last != http.StatusUnauthorized || took < 500*time.Millisecond {
+			t.Fatalf("6th failure: %d after %v, want 401 after the 500 ms delay", last, took)
 		}
 	})
 

@@ -56,8 +56,9 @@ func freePort(t testing.TB) string {
 }
 
 // start boots the pair for one top-level test (or benchmark); both stop
-// in its cleanup.
-func start(t testing.TB) *harness {
+// in its cleanup. kv are extra environment variables for auth (name,
+// value, ...).
+func start(t testing.TB, kv ...string) *harness {
 	t.Helper()
 	st := testenv.StartStack(t, "postgres", "redis")
 	// Both listeners of auth are fixed before anything starts: the issuer
@@ -77,6 +78,9 @@ func start(t testing.TB) *harness {
 	env["STRATA_INTERNAL_ADDR"] = "127.0.0.1:" + internalPort
 	env["STRATA_AUTH_ISSUER"] = issuer
 	env["STRATA_SESSION_URL"] = "https://" + sess.Internal
+	for i := 0; i+1 < len(kv); i += 2 {
+		env[kv[i]] = kv[i+1]
+	}
 	svc := testenv.StartService(t, run, env)
 	// The OpenID Connect endpoints follow their specifications, not the
 	// document.

@@ -68,13 +68,30 @@ func (a *Authenticator) Warm() { a.dummyHash() }
 
 // Login returns the user whose credentials these are. Unknown user, wrong
 // password and disabled account all give ErrBadCredentials after the same
-// work; too many failures give ErrThrottled (with the wait) before any;
-// ErrBusy (with a wait) means too many sign-ins are being checked at once.
+// work. An address that failed too often gets ErrThrottled (with the
+// wait) before any hashing; an account that failed too often is only
+// slowed down (the wait happens here, then the password is checked: the
+// right one still signs in). ErrBusy (with a wait) means too many
+// sign-ins are being checked at once.
 func (a *Authenticator) Login(ctx context.Context, username, password, addr string) (User, time.Duration, error) {
-	if ok, wait := a.throttle.Allowed(username, addr); !ok {
+	if ok, wait := a.throttle.AddressAllowed(addr); !ok {
 		return User{}, wait, ErrThrottled
 	}
-	u, err := a.store.UserByUsername(ctx, key(username))
+	name := key(username)
+	if !ValidUsername(name) { // cannot exist: no lookup, no hashing, no account state
+		a.throttle.Failed(name, addr)
+		return User{}, 0, ErrBadCredentials
+	}
+	if d := a.throttle.AccountDelay(name); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return User{}, time.Second, ErrBusy
+		}
+	}
+	u, err := a.store.UserByUsername(ctx, name)
 	hash := u.PasswordHash
 	if errors.Is(err, ErrNotFound) {
 		hash = a.dummyHash()
@@ -86,8 +103,9 @@ func (a *Authenticator) Login(ctx context.Context, username, password, addr stri
 		return User{}, time.Second, ErrBusy // not a failed attempt: nothing was checked
 	}
 	if err != nil || verr != nil || !ok || u.Disabled {
-		a.throttle.Failed(username, addr)
+		a.throttle.Failed(name, addr)
 		return User{}, 0, ErrBadCredentials
 	}
+	a.throttle.Succeeded(name)
 	return u, 0, nil
 }

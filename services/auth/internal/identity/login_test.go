@@ -28,7 +28,7 @@ func TestLoginWaitsForAHashingSlot(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := NewAuthenticator(users{byName: map[string]User{"ada": {ID: "u1", Username: "ada", PasswordHash: hash}}},
-		NewThrottle(ThrottleConfig{AccountBurst: 1}, nil))
+		NewThrottle(ThrottleConfig{AccountFree: 1}, nil))
 	for range cap(a.slots) { // every slot taken
 		a.slots <- struct{}{}
 	}
@@ -43,8 +43,8 @@ func TestLoginWaitsForAHashingSlot(t *testing.T) {
 		t.Fatalf("refused after %v, past the %v bound", d, MaxHashWait)
 	}
 	// A slot frees up while the next sign-in waits: it goes through. Two
-	// busy refusals in a row did not spend the account's one allowed
-	// failure (AccountBurst 1).
+	// busy refusals in a row did not spend the account's one free failure
+	// (AccountFree 1).
 	_, _, _ = a.Login(ctx, "ada", "correct horse", "192.0.2.1")
 	go func() { time.Sleep(20 * time.Millisecond); <-a.slots }()
 	u, _, err := a.Login(context.Background(), "ada", "correct horse", "192.0.2.1")

@@ -245,11 +245,12 @@ func (p *Provider) loginSubmit(c *gin.Context) {
 	}
 	username := c.PostForm("username")
 	form := loginData{AuthRequestID: ar.ID, ClientID: ar.ClientID, Username: username, CSRF: c.PostForm("csrf")}
-	u, wait, err := p.d.Auth.Login(ctx, username, c.PostForm("password"), c.RemoteIP())
+	u, wait, err := p.d.Auth.Login(ctx, username, c.PostForm("password"),
+		clientAddr(c.RemoteIP(), c.Request.Header.Values("X-Forwarded-For"), p.cfg.TrustedProxies))
 	switch {
 	case errors.Is(err, identity.ErrThrottled):
 		c.Header("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-		form.Error = "Too many sign-in attempts. Wait a minute and try again."
+		form.Error = "Too many failed sign-ins from your network. Wait a moment and try again."
 		page(c, http.StatusTooManyRequests, "login.html", form)
 		return
 	case errors.Is(err, identity.ErrBusy):

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"time"
 
@@ -58,6 +59,9 @@ type Config struct {
 	AccessTokenTTL  time.Duration // 5-15 min [10 min]
 	RefreshTokenTTL time.Duration // [24 h]
 	SessionTTL      time.Duration // SSO session [8 h]
+	// TrustedProxies may name the client in X-Forwarded-For (sign-in
+	// throttling by client address); none by default.
+	TrustedProxies []netip.Prefix
 }
 
 // Deps are the provider's collaborators.
