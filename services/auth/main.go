@@ -104,7 +104,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer pool.Close()
 	store := postgres.New(pool, nil)
-	if err := registerClients(ctx, store, cfg.ConsoleURL); err != nil {
+	if err := registerClients(ctx, store, consoleClient(cfg.ConsoleURL), cfg.Env.Env == "dev"); err != nil {
 		return err
 	}
 	km, err := openKeys(ctx, cfg, store)
@@ -219,8 +219,24 @@ func consoleClient(origin string) identity.Client {
 	}
 }
 
-func registerClients(ctx context.Context, store *postgres.Store, consoleURL string) error {
-	for _, c := range append(slices.Clone(clients), consoleClient(consoleURL)) {
+// devConsoleOrigins is how many console origins dev keeps registered.
+const devConsoleOrigins = 32
+
+// registerClients upserts the clients. In dev the console's redirect URIs
+// are added to those already registered (the newest devConsoleOrigins):
+// test systems booted side by side on free ports share one database, and
+// each console must keep its own redirect URI while another auth starts.
+func registerClients(ctx context.Context, store *postgres.Store, console identity.Client, dev bool) error {
+	if old, err := store.ClientByID(ctx, console.ID); dev && err == nil {
+		keep := func(registered, added []string) []string {
+			out := slices.DeleteFunc(slices.Clone(registered), func(u string) bool { return slices.Contains(added, u) })
+			out = append(out, added...)
+			return out[max(0, len(out)-devConsoleOrigins):]
+		}
+		console.RedirectURIs = keep(old.RedirectURIs, console.RedirectURIs)
+		console.PostLogoutRedirectURIs = keep(old.PostLogoutRedirectURIs, console.PostLogoutRedirectURIs)
+	}
+	for _, c := range append(slices.Clone(clients), console) {
 		if err := store.UpsertClient(ctx, c); err != nil {
 			return err
 		}
