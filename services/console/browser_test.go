@@ -70,8 +70,11 @@ func get[T any](t *testing.T, sys *testenv.System, bctx context.Context, a chrom
 
 func fail(t *testing.T, sys *testenv.System, bctx context.Context, err error) {
 	t.Helper()
-	loc, _ := chromedp.Run(bctx, chromedp.Location())
-	t.Fatalf("browser at %s: %v\nconsole log:\n%s", loc, err, tail(sys.Console.Logs(), 4000))
+	ctx, cancel := context.WithTimeout(bctx, 5*time.Second)
+	defer cancel()
+	loc, _ := chromedp.Run(ctx, chromedp.Location())
+	page, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+	t.Fatalf("browser at %s: %v\npage:\n%s\nconsole log:\n%s", loc, err, tail(page, 2000), tail(sys.Console.Logs(), 4000))
 }
 
 func tail(s string, n int) string {
@@ -117,8 +120,7 @@ func screenshot(t *testing.T, sys *testenv.System, bctx context.Context, name st
 // form and back to a page with the person's name and accounts; the browser
 // holds only the opaque __Host- cookie, and the cookie is HttpOnly, Secure
 // and SameSite=Lax.
-func TestSignInShowsNameAndAccounts(t *testing.T) {
-	sys := system(t, nil)
+func testSignIn(t *testing.T, sys *testenv.System) {
 	bctx := browser(t)
 	signIn(t, sys, bctx, "alice")
 	if got := text(t, sys, bctx, "#whoami"); got != "alice" {

@@ -20,11 +20,13 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -84,6 +86,7 @@ type Session struct {
 	Created time.Time
 	expires time.Time
 	idToken string
+	sid     string             // the SSO session at the provider
 	tokens  oauth2.TokenSource // refreshes (and rotates) the refresh token, one caller at a time
 	// Values holds what the pages remember for this session (the
 	// measured delays of its transfers).
@@ -98,6 +101,29 @@ func (s *Session) AccessToken() (string, error) {
 		return "", fmt.Errorf("%w: %v", ErrSignedOut, err)
 	}
 	return t.AccessToken, nil
+}
+
+// SID is the provider's SSO session this console session belongs to (the
+// session service's id; the sessions page marks it).
+func (s *Session) SID() string { return s.sid }
+
+// sidOf reads the sid claim of an access token the console just received
+// from the provider over mTLS (the services verify the token; the console
+// only needs to know which session it names).
+func sidOf(accessToken string) string {
+	parts := strings.Split(accessToken, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		SID string `json:"sid"`
+	}
+	_ = json.Unmarshal(raw, &c)
+	return c.SID
 }
 
 // ErrSignedOut: the session's tokens are gone (revoked, expired); the
@@ -270,7 +296,7 @@ func (b *BFF) Callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := b.cfg.Now()
-	s := &Session{id: random(), CSRF: random(), Created: now, expires: now.Add(b.cfg.SessionTTL), idToken: rawID,
+	s := &Session{id: random(), CSRF: random(), Created: now, expires: now.Add(b.cfg.SessionTTL), idToken: rawID, sid: sidOf(tok.AccessToken),
 		User: User{Subject: idt.Subject, Name: claims.Name, Roles: claims.Roles, Region: claims.Region},
 		// The refresh runs on a context of its own: it outlives this request.
 		tokens: oauth2.ReuseTokenSource(tok, oc.TokenSource(b.ctx(context.Background()), tok))}

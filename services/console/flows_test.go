@@ -1,0 +1,269 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/strata-ref/strata/libs/testenv"
+)
+
+// TestConsole boots the system and the console once and walks through
+// what a person does in a browser.
+func TestConsole(t *testing.T) {
+	sys := system(t, nil)
+	t.Run("sign_in_shows_name_and_accounts", func(t *testing.T) { testSignIn(t, sys) })
+	t.Run("transfer_submitted_twice_posts_once", func(t *testing.T) { testTransferTwice(t, sys) })
+	t.Run("teller_refusal_in_words", func(t *testing.T) { testTellerRefusal(t, sys) })
+	t.Run("auditor_reads_and_cannot_write", func(t *testing.T) { testAuditor(t, sys) })
+	t.Run("sso_console_then_cli", func(t *testing.T) { testSSOConsoleThenCLI(t, sys) })
+	t.Run("sso_cli_then_console", func(t *testing.T) { testSSOCLIThenConsole(t, sys) })
+	t.Run("sign_out_ends_the_sso_session", func(t *testing.T) { testSignOut(t, sys) })
+}
+
+// openAccount opens an account on the home page and returns its id (the
+// newest row).
+func openAccount(t *testing.T, sys *testenv.System, bctx context.Context, name, currency string) string {
+	t.Helper()
+	do(t, sys, bctx, 15*time.Second,
+		chromedp.Navigate(testenv.URL(sys.Console.Public)+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`#name`)),
+		chromedp.SetValue(chromedp.CSS(`#name`), name),
+		chromedp.SetValue(chromedp.CSS(`#currency`), currency),
+		chromedp.Click(chromedp.CSS(`#open`)),
+		chromedp.WaitVisible(chromedp.CSS(`#flash`)),
+	)
+	f := text(t, sys, bctx, "#flash")
+	i, j := strings.LastIndex(f, "("), strings.LastIndex(f, ")")
+	if !strings.Contains(f, "Opened account") || i < 0 || j < i {
+		t.Fatalf("open account: %q", f)
+	}
+	return f[i+1 : j]
+}
+
+func signOut(t *testing.T, sys *testenv.System, bctx context.Context) {
+	t.Helper()
+	do(t, sys, bctx, 15*time.Second,
+		chromedp.Navigate(testenv.URL(sys.Console.Public)+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`#signout`)),
+		chromedp.Click(chromedp.CSS(`#signout`)),
+		chromedp.WaitVisible(chromedp.CSS(`#signed-out`)),
+	)
+}
+
+func deposit(t *testing.T, sys *testenv.System, bctx context.Context, account, amount, currency string) string {
+	t.Helper()
+	do(t, sys, bctx, 15*time.Second,
+		chromedp.Navigate(testenv.URL(sys.Console.Public)+"/teller"),
+		chromedp.WaitVisible(chromedp.CSS(`#account`)),
+		chromedp.SetValue(chromedp.CSS(`#account`), account),
+		chromedp.SetValue(chromedp.CSS(`#amount`), amount),
+		chromedp.SetValue(chromedp.CSS(`#currency`), currency),
+		chromedp.Click(chromedp.CSS(`#deposit`)),
+		chromedp.WaitVisible(chromedp.CSS(`#flash`)),
+	)
+	return text(t, sys, bctx, "#flash")
+}
+
+// accounts remembered between the subtests.
+var aliceAccount, bobAccount string
+
+// testTransferTwice: the transfer form is posted twice with the key minted
+// when it was drawn (a double submit); the ledger moves the money once and
+// the page says the second answer was a replay.
+func testTransferTwice(t *testing.T, sys *testenv.System) {
+	bctx := browser(t)
+	signIn(t, sys, bctx, "bob")
+	bobAccount = openAccount(t, sys, bctx, "Bob's euros", "EUR")
+	signOut(t, sys, bctx)
+	signIn(t, sys, bctx, "alice")
+	aliceAccount = openAccount(t, sys, bctx, "Alice's euros", "EUR")
+	signOut(t, sys, bctx)
+	signIn(t, sys, bctx, "admin")
+	if f := deposit(t, sys, bctx, aliceAccount, "100.00", "EUR"); !strings.Contains(f, "Deposited 100.00 EUR") {
+		t.Fatalf("admin deposit: %q", f)
+	}
+	signOut(t, sys, bctx)
+
+	signIn(t, sys, bctx, "alice")
+	do(t, sys, bctx, 15*time.Second,
+		chromedp.Navigate(testenv.URL(sys.Console.Public)+"/transfer"),
+		chromedp.WaitVisible(chromedp.CSS(`#to`)),
+		chromedp.SetValue(chromedp.CSS(`#from`), aliceAccount),
+		chromedp.SetValue(chromedp.CSS(`#to`), bobAccount),
+		chromedp.SetValue(chromedp.CSS(`#amount`), "12.50"),
+		chromedp.SetValue(chromedp.CSS(`#memo`), "lunch"),
+	)
+	// The first submission: the very form's data, posted by the page
+	// itself (as a first click whose answer the person never saw).
+	first := get(t, sys, bctx, chromedp.Evaluate[int](`(async () => {
+		const r = await fetch('/transfer', {method: 'POST', body: new URLSearchParams(new FormData(document.getElementById('transfer-form')))});
+		return r.status; })()`, chromedp.EvalAwaitPromise))
+	if first != http.StatusOK {
+		t.Fatalf("first submission answered %d", first)
+	}
+	// The second: the person presses Send on the same form.
+	do(t, sys, bctx, 15*time.Second,
+		chromedp.Click(chromedp.CSS(`#send`)),
+		chromedp.WaitVisible(chromedp.CSS(`#see-activity`)),
+	)
+	if f := text(t, sys, bctx, "#flash"); !strings.Contains(f, "already submitted") || !strings.Contains(f, "Idempotent-Replayed") {
+		t.Fatalf("second submission: %q", f)
+	}
+	screenshot(t, sys, bctx, "transfer-replayed")
+	// Money moved once: 100.00 - 12.50.
+	do(t, sys, bctx, 10*time.Second, chromedp.Navigate(testenv.URL(sys.Console.Public)+"/"), chromedp.WaitVisible(chromedp.CSS(`#accounts`)))
+	if acc := text(t, sys, bctx, "#accounts"); !strings.Contains(acc, "87.50 EUR") {
+		t.Fatalf("alice's accounts after a double submit: %q", acc)
+	}
+	// The activity feed shows the transfer, and how long it took to get there.
+	do(t, sys, bctx, 10*time.Second, chromedp.Navigate(testenv.URL(sys.Console.Public)+"/activity?account="+aliceAccount))
+	// The page reloads itself until the transfer is in the feed.
+	deadline := time.Now().Add(25 * time.Second)
+	for !strings.Contains(get(t, sys, bctx, chromedp.Evaluate[string](`document.body.innerText`)), "appeared here") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the transfer did not appear in the activity feed:\n%s", get(t, sys, bctx, chromedp.Evaluate[string](`document.body.innerText`)))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	screenshot(t, sys, bctx, "activity")
+	t.Logf("activity: %s", text(t, sys, bctx, "#events tbody"))
+}
+
+// testTellerRefusal: carol (teller, eu) cannot deposit into bob's us
+// account; the page gives the Cedar decision in words.
+func testTellerRefusal(t *testing.T, sys *testenv.System) {
+	if bobAccount == "" {
+		t.Skip("needs the transfer subtest's accounts")
+	}
+	bctx := browser(t)
+	signIn(t, sys, bctx, "bob")
+	usAccount := openAccount(t, sys, bctx, "Bob's dollars", "USD")
+	signOut(t, sys, bctx)
+	signIn(t, sys, bctx, "carol")
+	f := deposit(t, sys, bctx, usAccount, "10.00", "USD")
+	if !strings.Contains(f, "404") {
+		t.Fatalf("carol's deposit into a us account: %q", f)
+	}
+	d := text(t, sys, bctx, "#decision")
+	for _, want := range []string{"Cedar decision: deny", "your region is eu", "teller-reads-accounts-in-region"} {
+		if !strings.Contains(d, want) {
+			t.Fatalf("decision %q lacks %q", d, want)
+		}
+	}
+	screenshot(t, sys, bctx, "teller-refused")
+}
+
+// testAuditor: dave sees the statistics and is refused a write.
+func testAuditor(t *testing.T, sys *testenv.System) {
+	bctx := browser(t)
+	signIn(t, sys, bctx, "dave")
+	do(t, sys, bctx, 15*time.Second,
+		chromedp.Navigate(testenv.URL(sys.Console.Public)+"/auditor"),
+		chromedp.WaitVisible(chromedp.CSS(`#try-write`)),
+	)
+	if f := text(t, sys, bctx, "main"); strings.Contains(f, "Loading the statistics") {
+		t.Fatalf("auditor page: %q", f)
+	}
+	do(t, sys, bctx, 15*time.Second, chromedp.Click(chromedp.CSS(`#try-write`)), chromedp.WaitVisible(chromedp.CSS(`#decision`)))
+	if f := text(t, sys, bctx, "#flash"); !strings.Contains(f, "403") {
+		t.Fatalf("auditor write: %q", f)
+	}
+	screenshot(t, sys, bctx, "auditor")
+}
+
+// cliApp is the strata-cli "native app": a loopback listener (any port,
+// RFC 8252) that records the redirect.
+func cliApp(t *testing.T) (redirect string, got chan url.Values) {
+	t.Helper()
+	got = make(chan url.Values, 1)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case got <- r.URL.Query():
+		default:
+		}
+		_, _ = w.Write([]byte("<html><body><p id=cli-done>signed in</p></body></html>"))
+	})}
+	go app.Serve(ln)
+	t.Cleanup(func() { app.Close() })
+	return "http://" + ln.Addr().String() + "/callback", got
+}
+
+// cliAuthorize is strata-cli's authorization request (code + PKCE S256).
+func cliAuthorize(sys *testenv.System, redirect string) string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	verifier := base64.RawURLEncoding.EncodeToString(b[:])
+	sum := sha256.Sum256([]byte(verifier))
+	q := url.Values{"client_id": {"strata-cli"}, "redirect_uri": {redirect}, "response_type": {"code"}, "scope": {"openid profile"},
+		"state": {"cli-state"}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
+	return sys.Issuer + "/oauth2/authorize?" + q.Encode()
+}
+
+// testSSOConsoleThenCLI: signed in on the console, the CLI's authorization
+// completes without the password form.
+func testSSOConsoleThenCLI(t *testing.T, sys *testenv.System) {
+	bctx := browser(t)
+	signIn(t, sys, bctx, "alice")
+	redirect, got := cliApp(t)
+	do(t, sys, bctx, 15*time.Second, chromedp.Navigate(cliAuthorize(sys, redirect)), chromedp.WaitVisible(chromedp.CSS(`#cli-done`)))
+	if q := <-got; q.Get("code") == "" || q.Get("state") != "cli-state" {
+		t.Fatalf("cli redirect %v", q)
+	}
+}
+
+// testSSOCLIThenConsole: signed in through the CLI's authorization, the
+// console signs the person in without the password form.
+func testSSOCLIThenConsole(t *testing.T, sys *testenv.System) {
+	bctx := browser(t)
+	redirect, got := cliApp(t)
+	do(t, sys, bctx, 20*time.Second,
+		chromedp.Navigate(cliAuthorize(sys, redirect)),
+		chromedp.WaitVisible(chromedp.CSS(`input[name="username"]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), "bob"),
+		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), "strata-demo"),
+		chromedp.Click(chromedp.CSS(`#submit`)),
+		chromedp.WaitVisible(chromedp.CSS(`#cli-done`)),
+	)
+	<-got
+	do(t, sys, bctx, 15*time.Second,
+		chromedp.Navigate(testenv.URL(sys.Console.Public)+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`#whoami`)),
+	)
+	if who := text(t, sys, bctx, "#whoami"); who != "bob" {
+		t.Fatalf("console signed in %q", who)
+	}
+}
+
+// testSignOut: sign-out ends the console session and the provider's SSO
+// session: the console asks for the password again, and the old session
+// cookie no longer opens a page.
+func testSignOut(t *testing.T, sys *testenv.System) {
+	bctx := browser(t)
+	signIn(t, sys, bctx, "alice")
+	signOut(t, sys, bctx)
+	screenshot(t, sys, bctx, "signed-out")
+	do(t, sys, bctx, 15*time.Second,
+		chromedp.Navigate(testenv.URL(sys.Console.Public)+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`input[name="password"]`)),
+	)
+	// The CLI's authorization asks for the password too.
+	redirect, _ := cliApp(t)
+	do(t, sys, bctx, 15*time.Second,
+		chromedp.Navigate(cliAuthorize(sys, redirect)),
+		chromedp.WaitVisible(chromedp.CSS(`input[name="password"]`)),
+	)
+}
