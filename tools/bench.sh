@@ -11,6 +11,7 @@
 #   services/analytics   TestIngestBenchmark           service events/s vs raw gocql
 #   services/auth        -bench .                      JWT verification ns/op, token issuance tokens/s
 #   loadtest             TestCacheTakesLoadOffPostgres ledger transfers/s beside session reads, cache on vs off
+#   services/ledger      TestOverloadGoals             ledger CPU per 429 vs per served read, goodput under a flood
 #   tools/tracecheck     a STRATA_BENCH-gated test, when one exists: observability on vs off
 # and reads the `BENCH <name> <value> <unit>` lines they print (go test
 # -bench lines and tracecheck's on/off table rows are converted to the same
@@ -87,6 +88,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   run "$r" analytics services/analytics -run '^TestIngestBenchmark$' -v -timeout 15m .
   run "$r" auth services/auth -run '^$' -bench . -benchtime 2s -timeout 15m .
   run "$r" cache-load loadtest -run '^TestCacheTakesLoadOffPostgres$' -v -timeout 15m ./internal/tradeoffs
+  run "$r" overload services/ledger -run '^TestOverloadGoals$' -v -timeout 15m .
   if [[ -n $TRACE_TEST ]]; then
     run "$r" tracecheck tools/tracecheck -run "^${TRACE_TEST}\$" -v -timeout 15m .
   fi
@@ -135,6 +137,8 @@ awk -v rounds="$ROUNDS" -v trace="$TRACE_TEST" -v failed=" $FAILED" '
     row("session read path, no HTTP (BenchmarkGet)", "Redis hit", "BenchmarkGet/redis_hit.reads/s", "Postgres only", "BenchmarkGet/postgres_only.reads/s", "-", "", 0, "session-get")
     row("what the cache buys: ledger transfers/s beside 600 session reads/s", "cache on", "cache_load.on.transfers_beside_reads", "cache off", "cache_load.off.transfers_beside_reads", "- (> 1x: the cache leaves Postgres to the ledger)", "", 0, "cache-load")
     row("what the cache buys: Postgres CPU per session read", "cache off", "cache_load.off.postgres_cpu_per_read", "cache on", "cache_load.on.postgres_cpu_per_read", "- (CPU saved per read)", "", 0, "cache-load")
+    row("overload: ledger CPU per 429 vs per served GET /v1/accounts", "per 429", "overload.cpu_per_429", "per served", "overload.cpu_per_served", "<= 0.10x (lower is better)", "", 0, "overload")
+    row("overload: flood at 2.5x, goodput vs closed-loop capacity", "goodput", "overload.flood_goodput", "capacity", "overload.closed_loop_capacity", ">= 0.70x", 0.7, 0, "overload")
     row("analytics vs raw gocql (same rows)", "service", "analytics.service", "raw gocql", "analytics.raw_gocql", ">= 0.50x", 0.5, 0, "analytics")
     row("auth JWT verify: cached vs full ES256", "cached", "BenchmarkJWTVerifyES256/cached.ns/op", "full verify", "BenchmarkJWTVerifyES256/full.ns/op", "- (speed-up)", "", 1, "auth")
     if ("BenchmarkTokenIssuance/client_credentials.tokens/s" in seen)
