@@ -10,7 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/strata-ref/strata/libs/mtls"
 	"github.com/strata-ref/strata/libs/oidclogin"
+	"github.com/strata-ref/strata/services/auth/internal/identity"
 
 	"github.com/strata-ref/strata/services/auth/internal/oidc"
 )
@@ -20,7 +24,7 @@ import (
 func TestAttacks(t *testing.T) {
 	// The test client stands in for the ingress: the loopback peer is a
 	// trusted proxy, so X-Forwarded-For names the client.
-	h := start(t, "STRATA_AUTH_TRUSTED_PROXIES", "127.0.0.1/32, ::1")
+	h := start(t, "STRATA_AUTH_TRUSTED_PROXIES", "127.0.0.1/32, ::1", "STRATA_AUTH_REAP_EVERY", "200ms")
 	issuerURL, _ := url.Parse(h.issuer)
 
 	// Every token carries the session id in "sid". When the SSO cookie was
@@ -131,6 +135,171 @@ func TestAttacks(t *testing.T) {
 		resp.Body.Close()
 		if q := redirectParams(t, resp); q.Get("code") == "" {
 			t.Fatalf("same-origin sign-in: %v", q)
+		}
+	})
+
+	// Code races: the op deleted the auth request only after issuing the
+	// tokens, so two redemptions at once both got tokens, and a later
+	// replay revoked nothing.
+	t.Run("ASVS_v5_10.4.2/code_redeemed_twice_at_once", func(t *testing.T) {
+		c := h.browser(t)
+		q, p, _ := h.signIn(t, c, "strata-cli", cliRedirect, "carol", "strata-demo", nil)
+		form := url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "redirect_uri": {cliRedirect},
+			"client_id": {"strata-cli"}, "code_verifier": {p.verifier}}
+		// Without the verifier, a replay spends nothing.
+		bad := url.Values{}
+		for k, v := range form {
+			bad[k] = v
+		}
+		bad.Set("code_verifier", newPKCE().verifier)
+		if status, _ := postToken(t, c, h.issuer+"/oauth2/token", bad); status != 400 {
+			t.Fatalf("wrong verifier: %d", status)
+		}
+		const n = 8
+		var wg sync.WaitGroup
+		results := make(chan tokenResponse, n)
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if status, tr := postToken(t, h.st.PublicClient(t), h.issuer+"/oauth2/token", form); status == 200 {
+					results <- tr
+				}
+			}()
+		}
+		wg.Wait()
+		close(results)
+		var won []tokenResponse
+		for tr := range results {
+			won = append(won, tr)
+		}
+		if len(won) != 1 {
+			t.Fatalf("%d of %d concurrent redemptions got tokens, want exactly 1", len(won), n)
+		}
+		// The others were reuse: what the code gave is revoked.
+		if status, tr := postToken(t, c, h.issuer+"/oauth2/token", url.Values{"grant_type": {"refresh_token"},
+			"refresh_token": {won[0].RefreshToken}, "client_id": {"strata-cli"}}); status != 400 {
+			t.Fatalf("refresh token of a reused code: %d %+v", status, tr)
+		}
+		if got := h.userinfo(t, won[0].AccessToken); got == 200 {
+			t.Fatal("the access token of a reused code still answers userinfo")
+		}
+	})
+	t.Run("ASVS_v5_10.4.2/code_replayed_later_revokes_its_tokens", func(t *testing.T) {
+		c := h.browser(t)
+		q, p, _ := h.signIn(t, c, "strata-cli", cliRedirect, "dave", "strata-demo", nil)
+		first := h.redeem(t, c, "strata-cli", cliRedirect, q.Get("code"), p)
+		status, _ := postToken(t, c, h.issuer+"/oauth2/token", url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")},
+			"redirect_uri": {cliRedirect}, "client_id": {"strata-cli"}, "code_verifier": {p.verifier}})
+		if status != 400 {
+			t.Fatalf("replay: %d", status)
+		}
+		if status, _ := postToken(t, c, h.issuer+"/oauth2/token", url.Values{"grant_type": {"refresh_token"},
+			"refresh_token": {first.RefreshToken}, "client_id": {"strata-cli"}}); status != 400 {
+			t.Fatalf("refresh token issued before the replay: %d", status)
+		}
+		// SSO of that session is over too: the form is shown again.
+		if _, _, shown := h.signIn(t, c, "strata-cli", cliRedirect, "dave", "strata-demo", nil); !shown {
+			t.Fatal("SSO still works after the code replay")
+		}
+	})
+
+	// RFC 8252 section 7.3 lets a native app's loopback port vary, nothing
+	// else; the op compared path and query only.
+	t.Run("ASVS_v5_10.4.1/loopback_redirect_variants", func(t *testing.T) {
+		for _, uri := range []string{"http://localhost:51234/callback", "https://127.0.0.1:51234/callback",
+			"http://127.0.0.2:51234/callback", "http://[::1]:51234/callback", "http://127.0.0.1/callback"} {
+			resp, err := h.browser(t).Get(authorizeURL(h.issuer, "strata-cli", uri, "lb", newPKCE(), nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("%s: %d (Location %q), want 400 and no redirect", uri, resp.StatusCode, resp.Header.Get("Location"))
+			}
+		}
+	})
+
+	// Forced logout: any page could send the browser to GET /logout (the
+	// Lax cookie goes along) and end the session; so could anyone holding
+	// an ID token of the user.
+	t.Run("ASVS_v5_7.4.1/logout_needs_confirmation_or_the_sessions_id_token", func(t *testing.T) {
+		victim := h.browser(t)
+		tr := h.login(t, victim, "bob")
+		get := func(c *http.Client, q url.Values) *http.Response {
+			resp, err := c.Get(h.issuer + "/logout?" + q.Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			return resp
+		}
+		alive := func() bool { return h.userinfo(t, tr.AccessToken) == 200 }
+		if resp := get(victim, nil); resp.StatusCode != http.StatusOK || !alive() {
+			t.Fatalf("GET /logout without a hint: %d, session alive %v; want the confirmation page", resp.StatusCode, alive())
+		}
+		other := h.login(t, h.browser(t), "carol") // the attacker's own ID token
+		if get(victim, url.Values{"id_token_hint": {other.IDToken}}); !alive() {
+			t.Fatal("another session's id_token_hint ended the victim's session")
+		}
+		resp, err := h.postLogin(victim, h.issuer+"/logout", url.Values{}, "Origin", "https://evil.example")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if !alive() {
+			t.Fatal("a cross-site POST /logout ended the session")
+		}
+		// Control: an RP-initiated logout with the session's own ID token.
+		if resp := get(victim, url.Values{"id_token_hint": {tr.IDToken}, "client_id": {"strata-cli"},
+			"post_logout_redirect_uri": {"http://127.0.0.1:8765/logged-out"}, "state": {"bye"}}); resp.StatusCode != http.StatusFound || alive() {
+			t.Fatalf("logout with the session's id_token_hint: %d, alive %v", resp.StatusCode, alive())
+		}
+	})
+
+	// Every unauthenticated /oauth2/authorize stored a row, and token
+	// records piled up: nothing deleted them.
+	t.Run("API4_2023/expired_rows_are_reaped", func(t *testing.T) {
+		ctx := t.Context()
+		past := time.Now().Add(-time.Minute)
+		arID := uuid.NewString()
+		if err := h.store.CreateAuthRequest(ctx, identity.AuthRequest{ID: arID, ClientID: "strata-cli", ExpiresAt: past}); err != nil {
+			t.Fatal(err)
+		}
+		atID := uuid.NewString()
+		if err := h.store.SaveAccessToken(ctx, identity.AccessToken{ID: atID, Subject: "x", ClientID: "strata-cli", Audiences: []string{"ledger"},
+			IssuedAt: past.Add(-time.Hour), ExpiresAt: past}); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			var n int
+			if err := h.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM auth_requests WHERE id = $1) + (SELECT count(*) FROM access_tokens WHERE id = $2)`,
+				arID, atID).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d expired rows still there after 15 s", n)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+
+	// A service could mint itself any scope (scope=admin) with client
+	// credentials.
+	t.Run("API5_2023/client_credentials_scopes_are_the_clients", func(t *testing.T) {
+		status, tr := postToken(t, h.st.InternalClient(t, "loadtest", mtls.ID("auth")), "https://"+h.svc.Internal+"/oauth2/token",
+			url.Values{"grant_type": {"client_credentials"}, "scope": {"admin openid"}})
+		if status != 200 {
+			t.Fatalf("client credentials: %d %+v", status, tr)
+		}
+		if sc, _ := claims(t, tr.AccessToken)["scope"].(string); sc != "" {
+			t.Fatalf("granted scope %q to a client registered with none", sc)
 		}
 	})
 

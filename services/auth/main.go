@@ -62,6 +62,9 @@ type settings struct {
 	// comma-separated) whose X-Forwarded-For names the client that sign-in
 	// throttling counts; none by default (the socket peer is the client).
 	TrustedProxies []string `env:"STRATA_AUTH_TRUSTED_PROXIES" envSeparator:","`
+	// ReapEvery is how often expired authorization requests, code
+	// tombstones, token records and empty families are deleted.
+	ReapEvery time.Duration `env:"STRATA_AUTH_REAP_EVERY" envDefault:"1m"`
 }
 
 func main() { server.Main("auth", run) }
@@ -138,6 +141,7 @@ func serve(ctx context.Context, cfg settings, kit *server.Kit, pool *pgxpool.Poo
 	sessions := oidc.NewSessionClient(kit.Client("session", cfg.SessionURL, resilience.ClientConfig{Timeout: 2 * time.Second}))
 	throttle := identity.NewThrottle(identity.ThrottleConfig{}, nil)
 	go throttle.Run(ctx)
+	go reap(ctx, store, cfg.ReapEvery, kit.Logger)
 	auth := identity.NewAuthenticator(store, throttle)
 	auth.Warm()
 	provider, err := oidc.New(oidc.Config{Issuer: cfg.Issuer, AccessTokenTTL: cfg.AccessTokenTTL, SessionTTL: cfg.SessionTTL,
@@ -163,6 +167,34 @@ func serve(ctx context.Context, cfg settings, kit *server.Kit, pool *pgxpool.Poo
 	provider.RegisterInternal(srv.Internal)
 	httpapi.New(store, alive, kit.Logger).Register(srv.Public, validator.Middleware(kit.Logger))
 	return srv.Run(ctx)
+}
+
+// reap deletes expired rows every interval until ctx ends: every
+// unauthenticated /oauth2/authorize stores a request, and every token a
+// record, so without it the tables grow with traffic forever. Families
+// are kept 48 h after their last token (refresh tokens live 24 h, SSO
+// sessions 8 h).
+func reap(ctx context.Context, store *postgres.Store, every time.Duration, log *slog.Logger) {
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := store.Reap(ctx, 48*time.Hour)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.WarnContext(ctx, "reaping expired rows failed", "err", err)
+		case n != (identity.Reaped{}):
+			log.InfoContext(ctx, "reaped expired rows", "auth_requests", n.AuthRequests, "access_tokens", n.AccessTokens,
+				"refresh_tokens", n.RefreshTokens, "families", n.Families)
+		}
+	}
 }
 
 func openKeys(ctx context.Context, cfg settings, store *postgres.Store) (*keys.Manager, error) {

@@ -295,7 +295,7 @@ func TestOIDC(t *testing.T) {
 	t.Run("logout ends the SSO session; its tokens are refused", func(t *testing.T) {
 		c := h.browser(t)
 		tr := h.login(t, c, "dave")
-		resp, err := c.PostForm(h.issuer+"/logout", url.Values{})
+		resp, err := h.postLogin(c, h.issuer+"/logout", url.Values{}) // the confirmation form: same-origin
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/strata-ref/strata/libs/authn"
 	"github.com/strata-ref/strata/libs/mtls"
 	"github.com/strata-ref/strata/libs/oidclogin"
@@ -42,6 +44,7 @@ type harness struct {
 	issuer  string
 	session *testenv.Process
 	store   *postgres.Store
+	pool    *pgxpool.Pool
 }
 
 // freePort picks a port for the public listener: the issuer must be known
@@ -91,7 +94,13 @@ func start(t testing.TB, kv ...string) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	return &harness{st: st, svc: svc, env: env, issuer: env["STRATA_AUTH_ISSUER"], session: sess, store: postgres.New(pool, nil)}
+	// Seeding keeps a disabled demo user disabled; a test elsewhere that
+	// disabled one in this shared test database must not fail these.
+	if _, err := pool.Exec(context.Background(), `UPDATE users SET disabled = false WHERE username = ANY($1) AND disabled`,
+		[]string{"alice", "bob", "carol", "dave", "admin"}); err != nil {
+		t.Fatal(err)
+	}
+	return &harness{st: st, svc: svc, env: env, issuer: env["STRATA_AUTH_ISSUER"], session: sess, store: postgres.New(pool, nil), pool: pool}
 }
 
 // browser is a client with a cookie jar that stops at the loopback

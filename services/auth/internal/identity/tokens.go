@@ -86,14 +86,20 @@ const (
 	TokenRevoked = "revoked"
 )
 
-// ErrReused: a refresh token that was already rotated was presented again.
+// ErrReused: a refresh token that was already rotated, or an
+// authorization code already redeemed, was presented again.
 var ErrReused = errors.New("refresh token reused")
 
 // TokenStore keeps the OAuth state: auth requests, codes, tokens, families.
 type TokenStore interface {
 	CreateAuthRequest(ctx context.Context, r AuthRequest) error
 	AuthRequestByID(ctx context.Context, id string) (AuthRequest, error)
+	// AuthRequestByCodeHash gives the request of an unexpired code; for a
+	// code already redeemed, the request and ErrReused.
 	AuthRequestByCodeHash(ctx context.Context, hash []byte) (AuthRequest, error)
+	// ConsumeCode marks the code redeemed; ErrReused if it already was
+	// (of two redemptions at once, one wins).
+	ConsumeCode(ctx context.Context, hash []byte, tombstone time.Duration) error
 	CompleteAuthRequest(ctx context.Context, id, userID, sid, familyID string, authTime time.Time) error
 	SaveCodeHash(ctx context.Context, id string, hash []byte) error
 	DeleteAuthRequest(ctx context.Context, id string) error
@@ -101,6 +107,7 @@ type TokenStore interface {
 	SaveAccessToken(ctx context.Context, t AccessToken) error
 	AccessTokenByID(ctx context.Context, id string) (AccessToken, error)
 	RevokeAccessToken(ctx context.Context, id string) error
+	RevokeAccessTokensBySID(ctx context.Context, sid string) error
 
 	CreateFamily(ctx context.Context, f Family) error
 	// FamilyBySSOHash finds the live family of an SSO cookie; ErrNotFound
@@ -114,4 +121,13 @@ type TokenStore interface {
 	RevokeFamily(ctx context.Context, familyID, reason string) error
 	RevokeFamiliesBySID(ctx context.Context, sid, reason string) error
 	RevokeRefreshToken(ctx context.Context, hash []byte) error
+
+	// Reap deletes expired requests, tokens, and token-less families
+	// older than keep.
+	Reap(ctx context.Context, keep time.Duration) (Reaped, error)
+}
+
+// Reaped counts what one Reap deleted.
+type Reaped struct {
+	AuthRequests, AccessTokens, RefreshTokens, Families int64
 }

@@ -33,6 +33,12 @@ func (p *Provider) clientAuth(c *gin.Context) {
 		return
 	}
 	grant := r.PostForm.Get("grant_type")
+	if grant == string(oidc.GrantTypeCode) {
+		// The storage checks PKCE before it spends the code.
+		ctx = withCodeVerifier(ctx, r.PostForm.Get("code_verifier"))
+		c.Request = r.WithContext(ctx)
+		r = c.Request
+	}
 	if grant != grantClientCrd && grant != grantExchange {
 		// The code and refresh grants: the op authenticates the client,
 		// and a confidential web client (the console) does so with its

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/strata-ref/strata/libs/authn"
 	"github.com/strata-ref/strata/services/auth/internal/identity"
@@ -294,23 +296,133 @@ func (p *Provider) loginSubmit(c *gin.Context) {
 	callback(c, ar.ID)
 }
 
-// logout ends the SSO session named by the cookie or by a bearer access
-// token (a CLI has no cookie) and clears the cookie, then lets the op
-// finish the OIDC end-session request (id_token_hint,
-// post_logout_redirect_uri, state).
+// logout ends SSO sessions, then lets the op finish the OIDC end-session
+// request (post_logout_redirect_uri, state). Which sessions:
+//
+//   - the browser's, proved by its SSO cookie, only when the browser
+//     asked for it: a same-origin POST (the confirmation form), or a
+//     request carrying a valid id_token_hint for that very session (an
+//     RP-initiated logout). A plain GET (any page can make the browser
+//     send one, with the Lax cookie) only shows the confirmation form, so
+//     a foreign page cannot sign people out;
+//   - a session named by a valid Bearer access token (a CLI has no
+//     cookie; a browser never attaches one by itself).
+//
+// An id_token_hint alone ends nothing: ID tokens are handed to clients and
+// are no credential.
 func (p *Provider) logout(c *gin.Context) {
 	ctx := c.Request.Context()
+	if err := c.Request.ParseForm(); err != nil {
+		message(c, http.StatusBadRequest, "Sign-out failed", "The sign-out request is malformed.")
+		return
+	}
+	form := c.Request.Form
+	var hintSID, hintClient string
+	if raw := form.Get("id_token_hint"); raw != "" {
+		ictx := op.ContextWithIssuer(ctx, p.cfg.Issuer)
+		claims, err := op.VerifyIDTokenHint[*oidc.IDTokenClaims](ictx, raw, p.op.IDTokenHintVerifier(ictx))
+		if err != nil && !errors.As(err, &op.IDTokenHintExpiredError{}) {
+			message(c, http.StatusBadRequest, "Sign-out failed", "The sign-out request carries an invalid ID token.")
+			return
+		}
+		hintSID, _ = claims.Claims["sid"].(string)
+		hintClient = claims.GetAuthorizedParty()
+	}
+	if uri := form.Get("post_logout_redirect_uri"); uri != "" {
+		clientID := form.Get("client_id")
+		if clientID == "" {
+			clientID = hintClient
+		}
+		if cl, err := p.d.Identities.ClientByID(ctx, clientID); err == nil && !redirectAllowed(cl.PostLogoutRedirectURIs, uri) {
+			message(c, http.StatusBadRequest, "Sign-out failed", "The application's sign-out address is not registered.")
+			return
+		}
+	}
 	var sids []string
 	if f, ok := p.ssoFamily(c); ok {
-		sids = append(sids, f.SID)
+		confirmed := c.Request.Method == http.MethodPost && p.sameOrigin(c)
+		hinted := hintSID != "" && hintSID == f.SID
+		switch {
+		case confirmed || hinted:
+			sids = append(sids, f.SID)
+		case c.Request.Method == http.MethodGet:
+			fields := map[string]string{}
+			for _, k := range []string{"id_token_hint", "client_id", "post_logout_redirect_uri", "state", "ui_locales", "logout_hint"} {
+				if v := form.Get(k); v != "" {
+					fields[k] = v
+				}
+			}
+			page(c, http.StatusOK, "logout.html", gin.H{"Fields": fields})
+			return
+		}
 	}
 	if raw, err := authn.BearerToken(c.GetHeader("Authorization")); err == nil {
 		if claims, err := p.access.Verify(ctx, raw); err == nil && claims.SessionID != "" {
 			sids = append(sids, claims.SessionID)
 		}
 	}
-	http.SetCookie(c.Writer, &http.Cookie{Name: SSOCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true,
-		SameSite: http.SameSiteLaxMode})
+	if len(sids) > 0 {
+		http.SetCookie(c.Writer, &http.Cookie{Name: SSOCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true,
+			SameSite: http.SameSiteLaxMode})
+	}
 	c.Request = c.Request.WithContext(withLogoutSIDs(ctx, sids))
 	p.op.ServeHTTP(c.Writer, c.Request)
+}
+
+// checkRedirectURI refuses, before the op sees it, a redirect_uri that
+// only the op's loose loopback rule would accept (it compares path and
+// query only, so http://localhost:1/cb, https://127.0.0.1/cb or any
+// 127.0.0.0/8 address matched a registered http://127.0.0.1:8765/cb).
+// The browser is not sent to an unregistered address: the answer is a
+// page here.
+func (p *Provider) checkRedirectURI(c *gin.Context) {
+	if err := c.Request.ParseForm(); err != nil {
+		c.Next()
+		return
+	}
+	clientID, uri := c.Request.Form.Get("client_id"), c.Request.Form.Get("redirect_uri")
+	if clientID == "" || uri == "" {
+		c.Next() // the op answers
+		return
+	}
+	cl, err := p.d.Identities.ClientByID(c.Request.Context(), clientID)
+	if err != nil {
+		c.Next()
+		return
+	}
+	if !redirectAllowed(cl.RedirectURIs, uri) {
+		message(c, http.StatusBadRequest, "Sign-in refused", "The application's redirect address is not registered.")
+		c.Abort()
+		return
+	}
+	c.Next()
+}
+
+// redirectAllowed reports whether uri is registered: exactly, or as a
+// loopback redirect of a native app that differs from a registered one
+// only in its port (RFC 8252 section 7.3): same scheme (http), same host
+// literal, same path and query, an explicit port.
+func redirectAllowed(registered []string, uri string) bool {
+	if slices.Contains(registered, uri) {
+		return true
+	}
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme != "http" || u.User != nil || u.Fragment != "" || u.Opaque != "" {
+		return false
+	}
+	ip, err := netip.ParseAddr(u.Hostname())
+	if err != nil || !ip.IsLoopback() {
+		return false
+	}
+	if port, err := strconv.Atoi(u.Port()); err != nil || port < 1 || port > 65535 {
+		return false
+	}
+	for _, r := range registered {
+		ru, err := url.Parse(r)
+		if err == nil && ru.Scheme == u.Scheme && ru.User == nil && ru.Hostname() == u.Hostname() &&
+			ru.Path == u.Path && ru.RawQuery == u.RawQuery {
+			return true
+		}
+	}
+	return false
 }

@@ -116,8 +116,16 @@ func (s *Storage) ClientCredentials(ctx context.Context, id, secret string) (op.
 }
 
 // ClientCredentialsTokenRequest describes the service's own token.
-func (s *Storage) ClientCredentialsTokenRequest(_ context.Context, id string, scopes []string) (op.TokenRequest, error) {
-	return serviceRequest{clientID: id, scopes: scopes}, nil
+// Only scopes registered for the client are granted (RFC 6749 section
+// 3.3 lets the server issue fewer than asked); the token's scope says
+// which.
+func (s *Storage) ClientCredentialsTokenRequest(ctx context.Context, id string, scopes []string) (op.TokenRequest, error) {
+	c, err := s.ids.ClientByID(ctx, id)
+	if err != nil {
+		return nil, oidc.ErrInvalidClient()
+	}
+	granted := slices.DeleteFunc(slices.Clone(scopes), func(sc string) bool { return !slices.Contains(c.Scopes, sc) })
+	return serviceRequest{clientID: id, scopes: granted}, nil
 }
 
 // GetKeyByIDAndClientID returns a private_key_jwt client's public key.
@@ -190,11 +198,44 @@ func (s *Storage) AuthRequestByID(ctx context.Context, id string) (op.AuthReques
 	return authRequest{r}, nil
 }
 
-// AuthRequestByCode returns the request a code was issued for.
+// codeTombstone is how long a redeemed code is remembered, so that a
+// second redemption is recognised as reuse.
+const codeTombstone = 10 * time.Minute
+
+// AuthRequestByCode returns the request a code was issued for, and marks
+// the code redeemed in the same step (the op deletes the request only
+// after the tokens are issued, so two concurrent redemptions used to both
+// succeed). The PKCE verifier is checked first: a redemption without it
+// neither spends the code nor revokes anything. A code presented again
+// with its verifier is reuse (RFC 6749 section 4.1.2): the tokens issued
+// from it (its session's refresh-token family, access tokens and the SSO
+// session) are revoked, since either a thief or the client holds a copy.
 func (s *Storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
-	r, err := s.tokens.AuthRequestByCodeHash(ctx, hashToken(code))
-	if err != nil {
+	hash := hashToken(code)
+	r, err := s.tokens.AuthRequestByCodeHash(ctx, hash)
+	reused := errors.Is(err, identity.ErrReused)
+	if err != nil && !reused {
 		return nil, fmt.Errorf("auth request by code: %w", err)
+	}
+	if r.Params.CodeChallenge != "" {
+		ch := &oidc.CodeChallenge{Challenge: r.Params.CodeChallenge, Method: oidc.CodeChallengeMethod(r.Params.CodeChallengeMethod)}
+		if !oidc.VerifyCodeChallenge(ch, codeVerifierFrom(ctx)) {
+			return nil, oidc.ErrInvalidGrant().WithDescription("invalid code_verifier")
+		}
+	}
+	if !reused {
+		err = s.tokens.ConsumeCode(ctx, hash, codeTombstone)
+		reused = errors.Is(err, identity.ErrReused)
+		if err != nil && !reused {
+			return nil, oidc.ErrServerError().WithParent(err)
+		}
+	}
+	if reused {
+		s.revokeFamily(ctx, r.FamilyID, r.SID, "authorization code redeemed again")
+		if err := s.tokens.RevokeAccessTokensBySID(ctx, r.SID); err != nil {
+			s.log.ErrorContext(ctx, "revoke access tokens failed", "session", sessionRef(r.SID), "err", err)
+		}
+		return nil, oidc.ErrInvalidGrant().WithDescription("code already used; the tokens issued from it are revoked")
 	}
 	return authRequest{r}, nil
 }
@@ -387,19 +428,12 @@ func (s *Storage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID s
 // replaces it.
 func (s *Storage) TerminateSession(context.Context, string, string) error { return nil }
 
-// TerminateSessionFromRequest ends the SSO session(s) named by the logout
-// request: the SSO cookie, a bearer access token, or the sid in the
-// id_token_hint. The session service deletes the session (so stateful
+// TerminateSessionFromRequest ends the SSO session(s) the logout handler
+// (login.go) decided the request may end. The session service deletes the session (so stateful
 // checks refuse its access tokens) and its refresh-token families are
 // revoked here.
 func (s *Storage) TerminateSessionFromRequest(ctx context.Context, req *op.EndSessionRequest) (string, error) {
-	sids := logoutSIDsFrom(ctx)
-	if req.IDTokenHintClaims != nil {
-		if sid, ok := req.IDTokenHintClaims.Claims["sid"].(string); ok && sid != "" {
-			sids = append(sids, sid)
-		}
-	}
-	for _, sid := range sids {
+	for _, sid := range logoutSIDsFrom(ctx) {
 		if err := s.sessions.Delete(ctx, sid); err != nil {
 			return "", err
 		}
@@ -533,7 +567,17 @@ const (
 	assertedKey
 	ssoKey
 	logoutKey
+	verifierKey
 )
+
+func withCodeVerifier(ctx context.Context, v string) context.Context {
+	return context.WithValue(ctx, verifierKey, v)
+}
+
+func codeVerifierFrom(ctx context.Context) string {
+	s, _ := ctx.Value(verifierKey).(string)
+	return s
+}
 
 func withPeer(ctx context.Context, spiffeID string) context.Context {
 	return context.WithValue(ctx, peerKey, spiffeID)

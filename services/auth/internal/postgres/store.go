@@ -294,19 +294,54 @@ func (s *Store) CreateAuthRequest(ctx context.Context, r identity.AuthRequest) e
 	return nil
 }
 
-// AuthRequestByID returns an unexpired authorization request.
+// AuthRequestByID returns an unexpired authorization request whose code
+// (if it got one) has not been redeemed.
 func (s *Store) AuthRequestByID(ctx context.Context, id string) (identity.AuthRequest, error) {
 	if !validUUID(id) {
 		return identity.AuthRequest{}, identity.ErrNotFound
 	}
-	const q = `SELECT ` + arCols + ` FROM auth_requests WHERE id = $1 AND expires_at > $2`
+	const q = `SELECT ` + arCols + ` FROM auth_requests WHERE id = $1 AND expires_at > $2 AND code_used_at IS NULL`
 	return scanAuthRequest(s.pool.QueryRow(ctx, q, id, s.now()))
 }
 
-// AuthRequestByCodeHash returns the request a code was issued for.
+// AuthRequestByCodeHash returns the request an unredeemed, unexpired code
+// was issued for. A code already redeemed gives the request and
+// identity.ErrReused.
 func (s *Store) AuthRequestByCodeHash(ctx context.Context, hash []byte) (identity.AuthRequest, error) {
-	const q = `SELECT ` + arCols + ` FROM auth_requests WHERE code_hash = $1 AND expires_at > $2`
-	return scanAuthRequest(s.pool.QueryRow(ctx, q, hash, s.now()))
+	const q = `SELECT ` + arCols + `, code_used_at IS NOT NULL FROM auth_requests WHERE code_hash = $1 AND expires_at > $2`
+	var r identity.AuthRequest
+	var params []byte
+	var used bool
+	err := s.pool.QueryRow(ctx, q, hash, s.now()).Scan(&r.ID, &r.ClientID, &params, &r.UserID, &r.SID, &r.FamilyID, &r.AuthTime,
+		&r.Done, &r.ExpiresAt, &used)
+	if err != nil {
+		return r, notFound(err)
+	}
+	if err := json.Unmarshal(params, &r.Params); err != nil {
+		return r, err
+	}
+	if used {
+		return r, identity.ErrReused
+	}
+	return r, nil
+}
+
+// ConsumeCode marks a code redeemed, atomically: of two redemptions at
+// once exactly one gets nil, the other identity.ErrReused. The request
+// stays as a tombstone for tombstone (so later reuse is recognised), then
+// the reaper deletes it.
+func (s *Store) ConsumeCode(ctx context.Context, hash []byte, tombstone time.Duration) error {
+	now := s.now()
+	const q = `UPDATE auth_requests SET code_used_at = $2, expires_at = GREATEST(expires_at, $3)
+	           WHERE code_hash = $1 AND code_used_at IS NULL AND expires_at > $2`
+	tag, err := s.pool.Exec(ctx, q, hash, now, now.Add(tombstone))
+	if err != nil {
+		return fmt.Errorf("consume code: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return identity.ErrReused
+	}
+	return nil
 }
 
 // CompleteAuthRequest records who authenticated, in which session.
@@ -325,7 +360,7 @@ func (s *Store) CompleteAuthRequest(ctx context.Context, id, userID, sid, family
 
 // SaveCodeHash binds a code to its request; the code lives one minute.
 func (s *Store) SaveCodeHash(ctx context.Context, id string, hash []byte) error {
-	const q = `UPDATE auth_requests SET code_hash = $2, expires_at = LEAST(expires_at, $3) WHERE id = $1 AND done`
+	const q = `UPDATE auth_requests SET code_hash = $2, expires_at = LEAST(expires_at, $3) WHERE id = $1 AND done AND code_used_at IS NULL`
 	tag, err := s.pool.Exec(ctx, q, id, hash, s.now().Add(time.Minute))
 	if err != nil {
 		return fmt.Errorf("save code: %w", err)
@@ -336,15 +371,50 @@ func (s *Store) SaveCodeHash(ctx context.Context, id string, hash []byte) error 
 	return nil
 }
 
-// DeleteAuthRequest removes a request (its code is then unusable).
+// DeleteAuthRequest removes a request that has no redeemed code; a
+// redeemed one stays as the code's tombstone until the reaper.
 func (s *Store) DeleteAuthRequest(ctx context.Context, id string) error {
 	if !validUUID(id) {
 		return nil
 	}
-	if _, err := s.pool.Exec(ctx, `DELETE FROM auth_requests WHERE id = $1`, id); err != nil {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM auth_requests WHERE id = $1 AND code_used_at IS NULL`, id); err != nil {
 		return fmt.Errorf("delete auth request: %w", err)
 	}
 	return nil
+}
+
+// Reap deletes what has expired: authorization requests (most never get
+// a code: every unauthenticated /oauth2/authorize makes one) and code
+// tombstones, access-token records, refresh tokens, and the families that
+// have no token left and are older than keep. Each table is deleted in
+// batches, so a large backlog does not hold one long transaction.
+func (s *Store) Reap(ctx context.Context, keep time.Duration) (identity.Reaped, error) {
+	now := s.now()
+	var out identity.Reaped
+	const batch = 5000
+	for _, step := range []struct {
+		n *int64
+		q string
+		a time.Time
+	}{
+		{&out.AuthRequests, `DELETE FROM auth_requests WHERE id IN (SELECT id FROM auth_requests WHERE expires_at < $1 LIMIT 5000)`, now},
+		{&out.AccessTokens, `DELETE FROM access_tokens WHERE id IN (SELECT id FROM access_tokens WHERE expires_at < $1 LIMIT 5000)`, now},
+		{&out.RefreshTokens, `DELETE FROM refresh_tokens WHERE token_hash IN (SELECT token_hash FROM refresh_tokens WHERE expires_at < $1 LIMIT 5000)`, now},
+		{&out.Families, `DELETE FROM refresh_families WHERE id IN (SELECT f.id FROM refresh_families f WHERE f.created_at < $1
+		   AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = f.id) LIMIT 5000)`, now.Add(-keep)},
+	} {
+		for {
+			tag, err := s.pool.Exec(ctx, step.q, step.a)
+			if err != nil {
+				return out, fmt.Errorf("reap: %w", err)
+			}
+			*step.n += tag.RowsAffected()
+			if tag.RowsAffected() < batch {
+				break
+			}
+		}
+	}
+	return out, nil
 }
 
 // ---- access tokens ----
@@ -386,6 +456,15 @@ func (s *Store) RevokeAccessToken(ctx context.Context, id string) error {
 		return nil
 	}
 	_, err := s.pool.Exec(ctx, `UPDATE access_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL`, id, s.now())
+	return err
+}
+
+// RevokeAccessTokensBySID marks every access token of a session revoked.
+func (s *Store) RevokeAccessTokensBySID(ctx context.Context, sid string) error {
+	if sid == "" {
+		return nil
+	}
+	_, err := s.pool.Exec(ctx, `UPDATE access_tokens SET revoked_at = $2 WHERE sid = $1 AND revoked_at IS NULL`, sid, s.now())
 	return err
 }
 
