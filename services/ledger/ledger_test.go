@@ -53,6 +53,11 @@ func TestTransfersEndToEnd(t *testing.T) {
 	if r := h.call(t, alice, "GET", "/v1/accounts/"+a+"/entries", "", nil); r.status != 200 || len(r.json(t)["entries"].([]any)) != 2 {
 		t.Fatalf("entries: %d %s", r.status, r.body)
 	}
+	// A cursor beyond 32 bits is an entry id like any other (ids are
+	// bigserial): it once reached Postgres as an int4 parameter and failed.
+	if r := h.call(t, alice, "GET", "/v1/accounts/"+a+"/entries?before=460257257270004103", "", nil); r.status != 200 || len(r.json(t)["entries"].([]any)) != 2 {
+		t.Fatalf("entries before a 64-bit cursor: %d %s", r.status, r.body)
+	}
 	if r := h.call(t, alice, "GET", "/v1/accounts", "", nil); len(r.json(t)["accounts"].([]any)) != 1 {
 		t.Fatalf("alice's accounts: %s", r.body)
 	}

@@ -277,7 +277,7 @@ func (s *Store) Transfer(ctx context.Context, id string) (ledger.TransferRecord,
 // Entries implements ledger.Store.
 func (s *Store) Entries(ctx context.Context, accountID string, before int64, limit int) ([]ledger.Entry, error) {
 	const q = `SELECT id, transfer_id::text, account_id::text, amount, currency, balance_after, created_at
-	           FROM postings WHERE account_id = $1 AND ($2 = 0 OR id < $2) ORDER BY id DESC LIMIT $3`
+	           FROM postings WHERE account_id = $1 AND ($2::bigint = 0 OR id < $2) ORDER BY id DESC LIMIT $3`
 	rows, err := s.pool.Query(ctx, q, accountID, before, limit)
 	if err != nil {
 		return nil, translate("list entries", err)
