@@ -424,6 +424,26 @@ func TestOIDC(t *testing.T) {
 		if q, _, _ := h.signIn(t, h.browser(t), "strata-cli", cliRedirect, name, "a-long-password", nil); q.Get("code") == "" {
 			t.Fatal("new user cannot sign in")
 		}
+		// The list's cursor is a username: anything else, such as a NUL
+		// byte Postgres cannot hold in text, is a 400, not a 500.
+		list := func(query string) int {
+			req, _ := http.NewRequest(http.MethodGet, h.issuer+"/v1/users?"+query, nil)
+			req.Header.Set("Authorization", "Bearer "+admin.AccessToken)
+			resp, err := h.st.PublicClient(t).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		if got := list("after=" + url.QueryEscape(name)); got != 200 {
+			t.Fatalf("list after a username: %d", got)
+		}
+		for _, bad := range []string{"a%00b", "%FF%FE", strings.Repeat("a", 64)} {
+			if got := list("after=" + bad); got != 400 {
+				t.Fatalf("list after %q: %d, want 400", bad, got)
+			}
+		}
 	})
 
 	t.Run("key rotation publishes a key before it signs", func(t *testing.T) {

@@ -96,7 +96,14 @@ func (a *API) list(c *gin.Context) {
 		}
 		limit = n
 	}
-	users, err := a.users.ListUsers(c.Request.Context(), c.Query("after"), limit)
+	after := c.Query("after")
+	if after != "" && !identity.ValidUsername(after) {
+		// The cursor is a username; anything else (a NUL byte Postgres
+		// cannot hold in text, invalid UTF-8) never reaches the store.
+		problem.Abort(c, problem.New(http.StatusBadRequest, "after must be a username: the next cursor of the previous page"))
+		return
+	}
+	users, err := a.users.ListUsers(c.Request.Context(), after, limit)
 	if err != nil {
 		fail(c, err)
 		return
