@@ -106,3 +106,7 @@ lint: ## gofmt, go vet, go mod tidy leaves the tree clean, no committed secrets,
 .PHONY: cli
 cli: ## Build the strata command line (login, token, accounts, transfer, activity, sessions) to out/strata; see docs/api.md.
 	@cd tools && go build -o ../out/strata ./cmd/strata && echo "out/strata"
+
+.PHONY: contract
+contract: stack-up ## Boot the services on free ports and run schemathesis (pinned, in .venv/contract) against each OpenAPI document with real tokens; reports in out/contract.
+	@cd tools && STRATA_CONTRACT=1 go test -count=1 -timeout 20m -v -run '^TestSchemathesis$$' ./contract
