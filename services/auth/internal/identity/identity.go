@@ -101,9 +101,6 @@ type Store interface {
 
 var usernameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,62}$`)
 
-// ValidUsername reports whether s has the shape of a username.
-func ValidUsername(s string) bool { return usernameRE.MatchString(s) }
-
 // NewUserInput is what an administrator supplies.
 type NewUserInput struct {
 	Username string
