@@ -27,6 +27,7 @@ func TestConsole(t *testing.T) {
 	t.Run("auditor_reads_and_cannot_write", func(t *testing.T) { testAuditor(t, sys) })
 	t.Run("sso_console_then_cli", func(t *testing.T) { testSSOConsoleThenCLI(t, sys) })
 	t.Run("sso_cli_then_console", func(t *testing.T) { testSSOCLIThenConsole(t, sys) })
+	t.Run("operator_breaker_opens_and_closes", func(t *testing.T) { testOperatorBreaker(t, sys) })
 	t.Run("sign_out_ends_the_sso_session", func(t *testing.T) { testSignOut(t, sys) })
 }
 
@@ -266,4 +267,88 @@ func testSignOut(t *testing.T, sys *testenv.System) {
 		chromedp.Navigate(cliAuthorize(sys, redirect)),
 		chromedp.WaitVisible(chromedp.CSS(`input[name="password"]`)),
 	)
+}
+
+// testOperatorBreaker: the admin sets a fault toggle (the console's calls
+// to the ledger fail); while pages call the ledger, the operator view,
+// updated by server-sent events without a reload, shows the console's
+// ledger breaker open within 5 s; after the fault is cleared it closes.
+func testOperatorBreaker(t *testing.T, sys *testenv.System) {
+	bctx := browser(t)
+	signIn(t, sys, bctx, "admin")
+	do(t, sys, bctx, 15*time.Second,
+		chromedp.Navigate(testenv.URL(sys.Console.Public)+"/admin"),
+		chromedp.WaitVisible(chromedp.CSS(`#fault-form`)),
+	)
+	// Every service is read over mTLS, the limiter is shown.
+	waitFor(t, sys, bctx, 10*time.Second, `["auth","ledger","analytics","session","console"].every(s =>
+		document.querySelector('tr[data-service="' + s + '"] td.limit'))`)
+	screenshot(t, sys, bctx, "operator")
+
+	// A second tab of the same browser (same session) makes the calls.
+	traffic, cancel := chromedp.NewContext(bctx)
+	defer cancel()
+	if err := chromedp.Do(traffic); err != nil { // opens the tab; no timeout on its first use
+		t.Fatal(err)
+	}
+	load := func() {
+		ctx, cancel := context.WithTimeout(traffic, 10*time.Second)
+		defer cancel()
+		_ = chromedp.Do(ctx, chromedp.Navigate(testenv.URL(sys.Console.Public)+"/"))
+	}
+
+	do(t, sys, bctx, 10*time.Second,
+		chromedp.SetValue(chromedp.CSS(`#f-service`), "console"),
+		chromedp.SetValue(chromedp.CSS(`#f-dependency`), "ledger"),
+		chromedp.SetValue(chromedp.CSS(`#f-rate`), "1"),
+		chromedp.Click(chromedp.CSS(`#fault-set`)),
+		chromedp.WaitVisible(chromedp.CSS(`#flash`)),
+	)
+	set := time.Now()
+	if f := text(t, sys, bctx, "#flash"); !strings.Contains(f, "Fault set") {
+		t.Fatalf("fault: %q", f)
+	}
+	open := `!!document.querySelector('tr[data-service="console"] .breaker[data-dependency="ledger"][data-state="open"]')`
+	for i := 0; i < 6; i++ {
+		load()
+	}
+	waitFor(t, sys, bctx, 5*time.Second-time.Since(set), open)
+	if took := time.Since(set); took > 5*time.Second {
+		t.Fatalf("the breaker was shown open %s after the fault was set", took)
+	}
+	t.Logf("breaker shown open %s after the fault was set", time.Since(set).Round(10*time.Millisecond))
+	screenshot(t, sys, bctx, "operator-breaker-open")
+
+	do(t, sys, bctx, 10*time.Second,
+		chromedp.Click(chromedp.CSS(`#fault-clear`)),
+		chromedp.WaitVisible(chromedp.CSS(`#flash`)),
+	)
+	cleared := time.Now()
+	closed := `!!document.querySelector('tr[data-service="console"] .breaker[data-dependency="ledger"][data-state="closed"]')`
+	deadline := time.Now().Add(20 * time.Second)
+	for !evalBool(t, sys, bctx, closed) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the breaker did not close after the fault was cleared:\n%s", text(t, sys, bctx, "#services"))
+		}
+		load()
+		time.Sleep(300 * time.Millisecond)
+	}
+	t.Logf("breaker shown closed %s after the fault was cleared (it stays open 5 s, then needs 3 good calls)", time.Since(cleared).Round(10*time.Millisecond))
+}
+
+func evalBool(t *testing.T, sys *testenv.System, bctx context.Context, expr string) bool {
+	t.Helper()
+	return get(t, sys, bctx, chromedp.Evaluate[bool](expr))
+}
+
+// waitFor polls a JavaScript condition on the page until it holds.
+func waitFor(t *testing.T, sys *testenv.System, bctx context.Context, d time.Duration, expr string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !evalBool(t, sys, bctx, expr) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s, still not %s; page:\n%s", d, expr, text(t, sys, bctx, "main"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

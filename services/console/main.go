@@ -8,16 +8,22 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/strata-ref/strata/libs/config"
+	"github.com/strata-ref/strata/libs/mtls"
 	"github.com/strata-ref/strata/libs/resilience"
 	"github.com/strata-ref/strata/libs/server"
 	"github.com/strata-ref/strata/services/console/internal/backend"
 	"github.com/strata-ref/strata/services/console/internal/bff"
+	"github.com/strata-ref/strata/services/console/internal/operator"
 	"github.com/strata-ref/strata/services/console/internal/web"
 )
 
@@ -42,6 +48,19 @@ type settings struct {
 	LedgerURL    string `env:"STRATA_LEDGER_PUBLIC_URL" envDefault:"https://127.0.0.1:8442"`
 	AnalyticsURL string `env:"STRATA_ANALYTICS_PUBLIC_URL" envDefault:"https://127.0.0.1:8443"`
 	SessionURL   string `env:"STRATA_SESSION_PUBLIC_URL" envDefault:"https://127.0.0.1:8444"`
+	// The internal (mTLS) listeners the operator view reads metrics from
+	// and sets fault toggles on; each may list replicas, comma-separated.
+	AuthInternal      string `env:"STRATA_AUTH_INTERNAL_URL" envDefault:"https://127.0.0.1:9441"`
+	LedgerInternal    string `env:"STRATA_LEDGER_INTERNAL_URL" envDefault:"https://127.0.0.1:9442"`
+	AnalyticsInternal string `env:"STRATA_ANALYTICS_INTERNAL_URL" envDefault:"https://127.0.0.1:9443"`
+	SessionInternal   string `env:"STRATA_SESSION_INTERNAL_URL" envDefault:"https://127.0.0.1:9444"`
+	// The load tool the operator may start in dev (empty: none), and its
+	// certificates (loadtest.pem), report directory and users.
+	LoadBin      string        `env:"STRATA_CONSOLE_LOAD_BIN"`
+	LoadCerts    string        `env:"STRATA_CONSOLE_LOAD_CERTS"`
+	LoadOut      string        `env:"STRATA_CONSOLE_LOAD_OUT" envDefault:"out"`
+	LoadUsers    int           `env:"STRATA_CONSOLE_LOAD_USERS" envDefault:"40"`
+	LoadDuration time.Duration `env:"STRATA_CONSOLE_LOAD_DURATION" envDefault:"60s"`
 }
 
 func main() { server.Main("console", run) }
@@ -72,7 +91,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Analytics: kit.Client("analytics", cfg.AnalyticsURL, rc),
 		Session:   kit.Client("session", cfg.SessionURL, rc),
 	}
-	pages, err := web.New(web.Config{BFF: signin, Backend: api, Log: kit.Logger, Issuer: cfg.Issuer, Dev: cfg.Env.Env == "dev"})
+	op, err := newOperator(cfg, kit)
+	if err != nil {
+		return err
+	}
+	go op.Scraper.Run(ctx)
+	if op.Load != nil {
+		defer op.Load.Close()
+	}
+	pages, err := web.New(web.Config{BFF: signin, Backend: api, Log: kit.Logger, Issuer: cfg.Issuer, Dev: cfg.Env.Env == "dev",
+		Operator: op})
 	if err != nil {
 		return err
 	}
@@ -80,6 +108,54 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	srv := kit.NewServer(cfg.Env, server.Check{Name: "auth", Ping: signin.Ready})
 	pages.Register(srv.Public)
 	return srv.Run(ctx)
+}
+
+// newOperator wires the operator view: a metrics target per replica of
+// each service (read with the console's certificate, pinned to the
+// service's SPIFFE ID) and the console itself; in dev, the fault toggles
+// and the load runner.
+func newOperator(cfg settings, kit *server.Kit) (web.Operator, error) {
+	internal := []struct{ name, urls string }{
+		{"auth", cfg.AuthInternal}, {"ledger", cfg.LedgerInternal}, {"analytics", cfg.AnalyticsInternal}, {"session", cfg.SessionInternal},
+	}
+	var targets []operator.Target
+	remote := map[string][]operator.FaultTarget{}
+	for _, svc := range internal {
+		for _, u := range resilience.SplitURLs(svc.urls) {
+			u = strings.TrimSuffix(u, "/")
+			if _, err := url.Parse(u); err != nil {
+				return web.Operator{}, fmt.Errorf("config: internal URL of %s: %w", svc.name, err)
+			}
+			// A client per replica, named for the listener it reads.
+			c := kit.Client(svc.name+"-internal", "", resilience.ClientConfig{Timeout: 800 * time.Millisecond,
+				TLS: kit.TLS.ClientConfig(mtls.ID(svc.name))})
+			targets = append(targets, operator.Target{Service: svc.name, URL: u, Client: c})
+			remote[svc.name] = append(remote[svc.name], operator.FaultTarget{URL: u, Client: c})
+		}
+	}
+	targets = append(targets, operator.Target{Service: "console", Gather: kit.Registry.Gather})
+	op := web.Operator{Scraper: operator.New(targets)}
+	if kit.Faults == nil { // not dev
+		return op, nil
+	}
+	op.Faults = operator.NewFaults(remote, kit.Faults)
+	if cfg.LoadBin != "" {
+		certs := cfg.LoadCerts
+		if certs == "" {
+			certs = filepath.Dir(cfg.TLSCA)
+		}
+		var names []string
+		for _, svc := range internal {
+			for _, u := range resilience.SplitURLs(svc.urls) {
+				names = append(names, svc.name+"="+u)
+			}
+		}
+		op.Load = &operator.LoadRunner{Bin: cfg.LoadBin, Args: []string{"-certs", certs, "-out", cfg.LoadOut,
+			"-users", strconv.Itoa(cfg.LoadUsers), "-duration", cfg.LoadDuration.String(),
+			"-auth", cfg.Issuer, "-ledger", cfg.LedgerURL, "-analytics", cfg.AnalyticsURL, "-session", cfg.SessionURL,
+			"-internal", strings.Join(names, ",")}}
+	}
+	return op, nil
 }
 
 // doerTransport lets go-oidc and x/oauth2, which take an *http.Client,

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -39,7 +40,8 @@ type Config struct {
 	// Content-Security-Policy (sign-out redirects there).
 	Issuer string
 	// Dev enables the operator's fault toggles and load runs.
-	Dev bool
+	Dev      bool
+	Operator Operator
 }
 
 // Pages holds the parsed templates and handlers.
@@ -49,7 +51,11 @@ type Pages struct {
 }
 
 var funcs = template.FuncMap{
-	"money": formatMoney,
+	"money":   formatMoney,
+	"num":     num,
+	"percent": percent,
+	"ms":      func(d time.Duration) int64 { return d.Milliseconds() },
+	"mulf":    func(f float64) float64 { return f * 100 },
 }
 
 // New parses the templates.
