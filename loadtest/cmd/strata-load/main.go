@@ -78,7 +78,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.DurationVar(&o.bound, "bound", 60*time.Second, "eventual-consistency bound for analytics (the relay backs off up to 30 s)")
 	fs.Float64Var(&o.capacity, "capacity", 0, "requests/s the system serves cleanly (0: measure it first)")
 	fs.Float64Var(&o.maxRate, "max-rate", 3000, "ceiling of the capacity search")
-	fs.IntVar(&o.connsPerHost, "conns-per-host", 8, "the generator's connections to each service (HTTP/2, up to 250 requests each)")
+	fs.IntVar(&o.connsPerHost, "conns-per-host", 8, "the generator's connections to each service (HTTP/2, up to the services' 100 streams each)")
 	fs.BoolVar(&o.throttle, "throttle", false, "clients throttle themselves adaptively per service while it sheds (K=2, as the services' outbound clients); refusals are counted as local, apart from 429s")
 	fs.IntVar(&o.maxInFlight, "max-inflight", 4096, "the generator's requests in flight; arrivals past it are counted as dropped")
 	o.endpoints = strata.Native

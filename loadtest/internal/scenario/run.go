@@ -33,7 +33,7 @@ type Options struct {
 	Capacity  float64 // 0: calibrate first
 	MaxRate   float64
 	// ConnsPerHost caps the generator's connections to each service [8].
-	// HTTP/2 carries up to the server's stream limit (250) per connection;
+	// HTTP/2 carries up to the server's stream limit (100) per connection;
 	// without a cap, every request that finds the connections full dials
 	// its own, and under overload the generator and the services spend
 	// their CPU on TLS handshakes instead of requests.
