@@ -41,7 +41,7 @@ chaos: $(if $(filter 1,$(HA)),chaos-ha,run) ## Fault drills on the running syste
 	@if [ "$(HA)" != 1 ]; then bash $(NATIVE)/services.sh seed 20 && cd loadtest && go run ./cmd/strata-load chaos; fi
 
 .PHONY: run
-run: stack-up certs-fresh ## Start the data stack and the four services in the background; returns when all are ready.
+run: stack-up certs-fresh ## Start the data stack, the four services and the web console (https://127.0.0.1:8445) in the background; returns when all are ready.
 	@bash $(NATIVE)/services.sh start
 	@bash $(NATIVE)/services.sh status
 

@@ -170,6 +170,10 @@ service_env() {
     echo "STRATA_SESSION_PUBLIC_URL=https://127.0.0.1:$(port session 0)"
     local m
     for m in auth ledger analytics session; do echo "STRATA_${m^^}_INTERNAL_URL=$(urls "$m")"; done
+    # The operator view's load runs (dev): the binary `build` makes.
+    echo "STRATA_CONSOLE_LOAD_BIN=$BIN_DIR/strata-load"
+    echo "STRATA_CONSOLE_LOAD_CERTS=$CERTS"
+    echo "STRATA_CONSOLE_LOAD_OUT=$REPO_ROOT/out"
     ;;
   esac
 }
@@ -193,6 +197,8 @@ build() {
   for n in "${SERVICES[@]}"; do
     (cd "$REPO_ROOT/services/$n" && go build -o "$BIN_DIR/$n" .) || die "build $n failed"
   done
+  # The load tool, which the console's operator view can start.
+  (cd "$REPO_ROOT/loadtest" && go build -o "$BIN_DIR/strata-load" ./cmd/strata-load) || die "build strata-load failed"
 }
 
 start() {

@@ -41,6 +41,10 @@ type settings struct {
 	// AuthTokenURL is auth's token endpoint on its internal (mTLS)
 	// listener, where the console's certificate authenticates it.
 	AuthTokenURL string `env:"STRATA_AUTH_TOKEN_URL" envDefault:"https://127.0.0.1:9441/oauth2/token"`
+	// AuthURL, when set, is where the console reaches auth's public
+	// listener itself, when the issuer is an address only the browser can
+	// use (containers: https://auth:8441 while the issuer is localhost).
+	AuthURL string `env:"STRATA_AUTH_URL"`
 	// URL is the console's own public origin, as registered at the
 	// provider (redirect URI URL/callback).
 	URL string `env:"STRATA_CONSOLE_URL" envDefault:"https://127.0.0.1:8445"`
@@ -84,7 +88,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	rc := resilience.ClientConfig{Timeout: 3 * time.Second}
 	auth := kit.Client("auth", "", rc)
 	signin := bff.New(bff.Config{Issuer: cfg.Issuer, ClientID: ClientID, RedirectURL: base + "/callback",
-		PostLogoutURL: base + "/signed-out", TokenURL: cfg.AuthTokenURL,
+		PostLogoutURL: base + "/signed-out", TokenURL: cfg.AuthTokenURL, BackChannel: cfg.AuthURL,
 		HTTP: &http.Client{Transport: doerTransport{auth}}, Log: kit.Logger})
 	api := &backend.Client{
 		Ledger:    kit.Client("ledger", cfg.LedgerURL, rc),

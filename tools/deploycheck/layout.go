@@ -44,6 +44,7 @@ var Consumers = []Consumer{
 	{Name: "ledger", UID: UIDNonroot},
 	{Name: "analytics", UID: UIDNonroot},
 	{Name: "session", UID: UIDNonroot},
+	{Name: "console", UID: UIDNonroot},
 	{Name: "loadtest", UID: UIDNonroot},
 	{Name: "prometheus", UID: UIDNobody},
 	{Name: "postgres", UID: UIDStore},

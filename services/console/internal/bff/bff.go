@@ -50,6 +50,11 @@ type Config struct {
 	// TokenURL overrides the discovered token endpoint: auth's internal
 	// (mTLS) listener, where the console's certificate authenticates it.
 	TokenURL string
+	// BackChannel, when set, is where the console itself reaches the
+	// provider (in containers the issuer is the host's address, which only
+	// the browser can use): discovery, keys and userinfo are fetched there,
+	// and the issuer is still checked against Issuer.
+	BackChannel string
 	// HTTP makes every call to the provider; its TLS presents the
 	// console's certificate.
 	HTTP *http.Client
@@ -140,12 +145,13 @@ type pending struct {
 type BFF struct {
 	cfg Config
 
-	mu       sync.Mutex
-	provider *oidc.Provider
-	oauth    *oauth2.Config
-	verifier *oidc.IDTokenVerifier
-	sessions map[string]*Session
-	pending  map[string]pending
+	mu         sync.Mutex
+	discovered *oidc.Provider
+	endSession string
+	oauth      *oauth2.Config
+	verifier   *oidc.IDTokenVerifier
+	sessions   map[string]*Session
+	pending    map[string]pending
 }
 
 // New returns the BFF; the provider is discovered on first use, so the
@@ -169,12 +175,19 @@ func (b *BFF) ctx(ctx context.Context) context.Context {
 func (b *BFF) discover(ctx context.Context) (*oauth2.Config, *oidc.IDTokenVerifier, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.provider != nil {
+	if b.discovered != nil {
 		return b.oauth, b.verifier, nil
 	}
-	p, err := oidc.NewProvider(b.ctx(ctx), b.cfg.Issuer)
+	p, err := b.provider(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("discover %s: %w", b.cfg.Issuer, err)
+		return nil, nil, err
+	}
+	if b.endSession == "" {
+		var meta struct {
+			EndSession string `json:"end_session_endpoint"`
+		}
+		_ = p.Claims(&meta)
+		b.endSession = meta.EndSession
 	}
 	ep := p.Endpoint()
 	if b.cfg.TokenURL != "" {
@@ -182,11 +195,54 @@ func (b *BFF) discover(ctx context.Context) (*oauth2.Config, *oidc.IDTokenVerifi
 	}
 	// No secret: client_id goes in the form, the certificate proves it.
 	ep.AuthStyle = oauth2.AuthStyleInParams
-	b.provider = p
+	b.discovered = p
 	b.oauth = &oauth2.Config{ClientID: b.cfg.ClientID, Endpoint: ep, RedirectURL: b.cfg.RedirectURL,
 		Scopes: []string{oidc.ScopeOpenID, "profile", oidc.ScopeOfflineAccess}}
 	b.verifier = p.Verifier(&oidc.Config{ClientID: b.cfg.ClientID, Now: b.cfg.Now})
 	return b.oauth, b.verifier, nil
+}
+
+// provider discovers the provider, at the back channel when there is one.
+func (b *BFF) provider(ctx context.Context) (*oidc.Provider, error) {
+	if b.cfg.BackChannel == "" {
+		p, err := oidc.NewProvider(b.ctx(ctx), b.cfg.Issuer)
+		if err != nil {
+			return nil, fmt.Errorf("discover %s: %w", b.cfg.Issuer, err)
+		}
+		return p, nil
+	}
+	back, err := url.Parse(b.cfg.BackChannel)
+	if err != nil {
+		return nil, fmt.Errorf("back channel %q: %w", b.cfg.BackChannel, err)
+	}
+	p, err := oidc.NewProvider(oidc.InsecureIssuerURLContext(b.ctx(ctx), b.cfg.Issuer), b.cfg.BackChannel)
+	if err != nil {
+		return nil, fmt.Errorf("discover %s at %s: %w", b.cfg.Issuer, b.cfg.BackChannel, err)
+	}
+	var m struct {
+		Auth       string   `json:"authorization_endpoint"`
+		Token      string   `json:"token_endpoint"`
+		UserInfo   string   `json:"userinfo_endpoint"`
+		JWKS       string   `json:"jwks_uri"`
+		EndSession string   `json:"end_session_endpoint"`
+		Algs       []string `json:"id_token_signing_alg_values_supported"`
+	}
+	if err := p.Claims(&m); err != nil {
+		return nil, err
+	}
+	// The browser's endpoints stay as published; the console's own calls
+	// go to the back channel.
+	rewrite := func(raw string) string {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return raw
+		}
+		u.Scheme, u.Host = back.Scheme, back.Host
+		return u.String()
+	}
+	b.endSession = m.EndSession
+	return (&oidc.ProviderConfig{IssuerURL: b.cfg.Issuer, AuthURL: m.Auth, TokenURL: rewrite(m.Token),
+		UserInfoURL: rewrite(m.UserInfo), JWKSURL: rewrite(m.JWKS), Algorithms: m.Algs}).NewProvider(b.ctx(context.Background())), nil
 }
 
 // Ready reports whether the provider's metadata could be fetched.
@@ -276,7 +332,7 @@ func (b *BFF) Callback(w http.ResponseWriter, r *http.Request) {
 	// The code flow's ID token names the subject; the profile (name,
 	// roles, region) comes from the userinfo endpoint, for that subject.
 	b.mu.Lock()
-	provider := b.provider
+	provider := b.discovered
 	b.mu.Unlock()
 	info, err := provider.UserInfo(b.ctx(ctx), oauth2.StaticTokenSource(tok))
 	var claims struct {
@@ -351,16 +407,13 @@ func (b *BFF) End(w http.ResponseWriter, s *Session) {
 func (b *BFF) Logout(w http.ResponseWriter, r *http.Request, s *Session) {
 	b.End(w, s)
 	b.mu.Lock()
-	p := b.provider
+	endSession := b.endSession
 	b.mu.Unlock()
-	var meta struct {
-		EndSession string `json:"end_session_endpoint"`
-	}
-	if p == nil || p.Claims(&meta) != nil || meta.EndSession == "" {
+	if endSession == "" {
 		http.Redirect(w, r, b.cfg.PostLogoutURL, http.StatusSeeOther)
 		return
 	}
-	u, err := url.Parse(meta.EndSession)
+	u, err := url.Parse(endSession)
 	if err != nil {
 		http.Redirect(w, r, b.cfg.PostLogoutURL, http.StatusSeeOther)
 		return

@@ -367,7 +367,11 @@ func summarize(row *Row, cur, prev reading, havePrev bool) {
 	row.Limit, row.InFlight, row.Queued = gauge("strata_limiter_limit"), gauge("strata_limiter_inflight"), gauge("strata_limiter_queued")
 
 	for _, m := range series(cur, "strata_breaker_state", nil) {
-		row.Breakers = append(row.Breakers, Breaker{Dependency: label(m, "dependency"), State: breakerStates[value(m)]})
+		dep := label(m, "dependency")
+		if strings.HasSuffix(dep, "-internal") {
+			continue // the operator view's own metrics readers, not a dependency of the service
+		}
+		row.Breakers = append(row.Breakers, Breaker{Dependency: dep, State: breakerStates[value(m)]})
 	}
 	slices.SortFunc(row.Breakers, func(a, b Breaker) int { return strings.Compare(a.Dependency, b.Dependency) })
 
