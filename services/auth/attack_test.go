@@ -1,10 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -301,6 +303,134 @@ func TestAttacks(t *testing.T) {
 		if sc, _ := claims(t, tr.AccessToken)["scope"].(string); sc != "" {
 			t.Fatalf("granted scope %q to a client registered with none", sc)
 		}
+	})
+
+	// Every user token had all four audiences, auth's admin API included:
+	// any service it was sent to could replay an admin's token there.
+	t.Run("ASVS_v5_9.2.3/user_tokens_are_per_resource", func(t *testing.T) {
+		admin := h.login(t, h.browser(t), "admin")
+		aud := toStrings(claims(t, admin.AccessToken)["aud"])
+		if slices.Contains(aud, "auth") || !slices.Contains(aud, "ledger") || !slices.Contains(aud, "analytics") || !slices.Contains(aud, "session") {
+			t.Fatalf("default audiences %v: want ledger, analytics, session and not auth", aud)
+		}
+		users := func(tok string) int {
+			req, _ := http.NewRequest(http.MethodGet, h.issuer+"/v1/users?limit=1", nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			resp, err := h.st.PublicClient(t).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		if got := users(admin.AccessToken); got != http.StatusUnauthorized {
+			t.Fatalf("admin API with an ordinary admin token: %d, want 401", got)
+		}
+		// Asked for at authorize: the grant is the admin API only, refreshes included.
+		forAdmin := h.login(t, h.browser(t), "admin", "auth")
+		if got := toStrings(claims(t, forAdmin.AccessToken)["aud"]); !slices.Equal(got, []string{"auth"}) {
+			t.Fatalf("resource=auth gave aud %v", got)
+		}
+		if got := users(forAdmin.AccessToken); got != http.StatusOK {
+			t.Fatalf("admin API with resource=auth: %d", got)
+		}
+		refresh := func(rt string, resources ...string) (int, tokenResponse) {
+			return postToken(t, h.st.PublicClient(t), h.issuer+"/oauth2/token", url.Values{"grant_type": {"refresh_token"},
+				"refresh_token": {rt}, "client_id": {"strata-cli"}, "resource": resources})
+		}
+		status, again := refresh(forAdmin.RefreshToken)
+		if status != 200 || !slices.Equal(toStrings(claims(t, again.AccessToken)["aud"]), []string{"auth"}) {
+			t.Fatalf("refresh of the admin grant: %d %v", status, claims(t, again.AccessToken)["aud"])
+		}
+		if status, tr := refresh(again.RefreshToken, "ledger"); status != 400 || tr.Error != "invalid_target" {
+			t.Fatalf("ledger from a grant limited to auth: %d %+v", status, tr)
+		}
+		// At the token endpoint, an ordinary grant picks one resource per token.
+		status, narrow := refresh(admin.RefreshToken, "ledger")
+		if status != 200 || !slices.Equal(toStrings(claims(t, narrow.AccessToken)["aud"]), []string{"ledger"}) {
+			t.Fatalf("refresh with resource=ledger: %d %+v", status, narrow)
+		}
+		status, adm := refresh(narrow.RefreshToken, "auth")
+		if status != 200 || users(adm.AccessToken) != http.StatusOK {
+			t.Fatalf("refresh with resource=auth: %d", status)
+		}
+		if status, tr := refresh(adm.RefreshToken, "https://evil.example"); status != 400 || tr.Error != "invalid_target" {
+			t.Fatalf("unknown resource: %d %+v", status, tr)
+		}
+		// A customer may ask for the audience; the role still decides.
+		if got := users(h.login(t, h.browser(t), "bob", "auth").AccessToken); got != http.StatusForbidden {
+			t.Fatalf("customer at the admin API: %d", got)
+		}
+		resp, err := h.browser(t).Get(authorizeURL(h.issuer, "strata-cli", cliRedirect, "r", newPKCE(), url.Values{"resource": {"payroll"}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if q := redirectParams(t, resp); q.Get("error") != "invalid_target" {
+			t.Fatalf("authorize with an unknown resource: %v", q)
+		}
+	})
+
+	// Disabling a user left their sessions, SSO cookie and refresh
+	// families alive.
+	t.Run("ASVS_v5_7.4.2/disabling_a_user_ends_their_sessions", func(t *testing.T) {
+		admin := h.login(t, h.browser(t), "admin", "auth")
+		name := "gone-" + strings.ToLower(strings.NewReplacer("_", "", "-", "").Replace(newPKCE().verifier[:8]))
+		body := `{"username":"` + name + `","password":"a-long-password","roles":["customer"],"region":"eu"}`
+		req, _ := http.NewRequest(http.MethodPost, h.issuer+"/v1/users", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+admin.AccessToken)
+		resp, err := h.st.PublicClient(t).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var created struct {
+			ID string `json:"id"`
+		}
+		json.NewDecoder(resp.Body).Decode(&created)
+		resp.Body.Close()
+		if resp.StatusCode != 201 {
+			t.Fatalf("create: %d", resp.StatusCode)
+		}
+		browser := h.browser(t)
+		q, p, _ := h.signIn(t, browser, "strata-cli", cliRedirect, name, "a-long-password", nil)
+		tr := h.redeem(t, browser, "strata-cli", cliRedirect, q.Get("code"), p)
+		sid, _ := claims(t, tr.AccessToken)["sid"].(string)
+
+		req, _ = http.NewRequest(http.MethodDelete, h.issuer+"/v1/users/"+created.ID, nil)
+		req.Header.Set("Authorization", "Bearer "+admin.AccessToken)
+		if resp, err = h.st.PublicClient(t).Do(req); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("disable: %d", resp.StatusCode)
+		}
+		if status, _ := postToken(t, browser, h.issuer+"/oauth2/token", url.Values{"grant_type": {"refresh_token"},
+			"refresh_token": {tr.RefreshToken}, "client_id": {"strata-cli"}}); status != 400 {
+			t.Fatalf("refresh of a disabled user: %d", status)
+		}
+		r, err := h.st.InternalClient(t, "ledger", mtls.ID("session")).Get("https://" + h.session.Internal + "/internal/sessions/" + sid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if r.StatusCode != http.StatusNotFound {
+			t.Fatalf("the disabled user's session at the session service: %d, want 404", r.StatusCode)
+		}
+		if got := h.userinfo(t, tr.AccessToken); got == 200 {
+			t.Fatal("userinfo answers a disabled user's token")
+		}
+		resp, err = browser.Get(authorizeURL(h.issuer, "strata-cli", cliRedirect, "again", newPKCE(), nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("SSO of a disabled user: %d", resp.StatusCode)
+		}
+		parseForm(t, string(page))
 	})
 
 	// Lockout: the throttle used to refuse before checking the password, so

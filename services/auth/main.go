@@ -165,7 +165,7 @@ func serve(ctx context.Context, cfg settings, kit *server.Kit, pool *pgxpool.Poo
 	srv := kit.NewServer(cfg.Env, server.Check{Name: "postgres", Ping: pool.Ping})
 	provider.RegisterPublic(srv.Public)
 	provider.RegisterInternal(srv.Internal)
-	httpapi.New(store, alive, kit.Logger).Register(srv.Public, validator.Middleware(kit.Logger))
+	httpapi.New(store, alive, provider.EndUserSessions, kit.Logger).Register(srv.Public, validator.Middleware(kit.Logger))
 	return srv.Run(ctx)
 }
 

@@ -393,8 +393,8 @@ func TestOIDC(t *testing.T) {
 	})
 
 	t.Run("admin API requires the admin role", func(t *testing.T) {
-		admin := h.login(t, h.browser(t), "admin")
-		alice := h.login(t, h.browser(t), "alice")
+		admin := h.login(t, h.browser(t), "admin", "auth") // the admin API's audience, asked for
+		alice := h.login(t, h.browser(t), "alice", "auth")
 		create := func(tok, name string) int {
 			body := `{"username":"` + name + `","password":"a-long-password","roles":["customer"],"region":"us"}`
 			req, _ := http.NewRequest(http.MethodPost, h.issuer+"/v1/users", strings.NewReader(body))

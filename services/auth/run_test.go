@@ -270,10 +270,15 @@ func (h *harness) redeem(t testing.TB, c *http.Client, clientID, redirect, code 
 	return tr
 }
 
-// login is the whole code + PKCE flow for the CLI client.
-func (h *harness) login(t testing.TB, c *http.Client, user string) tokenResponse {
+// login is the whole code + PKCE flow for the CLI client; resources
+// (RFC 8707) pick the access token's audiences ("auth" for the admin API).
+func (h *harness) login(t testing.TB, c *http.Client, user string, resources ...string) tokenResponse {
 	t.Helper()
-	q, p, _ := h.signIn(t, c, "strata-cli", cliRedirect, user, "strata-demo", nil)
+	var extra url.Values
+	if len(resources) > 0 {
+		extra = url.Values{"resource": resources}
+	}
+	q, p, _ := h.signIn(t, c, "strata-cli", cliRedirect, user, "strata-demo", extra)
 	if q.Get("code") == "" {
 		t.Fatalf("no code: %v", q)
 	}

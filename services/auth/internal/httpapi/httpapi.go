@@ -7,6 +7,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -26,16 +27,21 @@ import (
 // stateful (a token of a logged-out session cannot create users).
 type SessionCheck func(ctx context.Context, sid string) (bool, error)
 
+// EndSessions ends every session of a user (refresh families, SSO,
+// sessions at the session service).
+type EndSessions func(ctx context.Context, userID string) error
+
 // API serves /v1/users.
 type API struct {
-	users identity.Store
-	alive SessionCheck
-	log   *slog.Logger
+	users       identity.Store
+	alive       SessionCheck
+	endSessions EndSessions
+	log         *slog.Logger
 }
 
 // New returns the API.
-func New(users identity.Store, alive SessionCheck, log *slog.Logger) *API {
-	return &API{users: users, alive: alive, log: log}
+func New(users identity.Store, alive SessionCheck, endSessions EndSessions, log *slog.Logger) *API {
+	return &API{users: users, alive: alive, endSessions: endSessions, log: log}
 }
 
 // Register mounts the routes behind authenticate (authn's middleware), and
@@ -155,11 +161,24 @@ func (a *API) get(c *gin.Context) {
 	c.JSON(http.StatusOK, toJSON(u))
 }
 
+// disable disables a user and ends their sessions: a disabled user's
+// refresh tokens, SSO cookie and access tokens (at every stateful check)
+// stop working now, not when they expire. Repeating it is harmless, so a
+// 503 (session service unreachable) is retried.
 func (a *API) disable(c *gin.Context) {
-	if err := a.users.SetDisabled(c.Request.Context(), c.Param("id"), true); err != nil {
+	ctx := c.Request.Context()
+	id := c.Param("id")
+	if err := a.users.SetDisabled(ctx, id, true); err != nil {
 		fail(c, err)
 		return
 	}
+	if err := a.endSessions(ctx, id); err != nil {
+		a.log.WarnContext(ctx, "ending a disabled user's sessions failed", "user_id", id, "err", err)
+		fail(c, fmt.Errorf("%w: %v", identity.ErrUnavailable, err))
+		return
+	}
+	p, _ := authn.FromContext(ctx)
+	a.log.InfoContext(ctx, "user disabled", "user_id", id, "by", p.Subject)
 	c.Status(http.StatusNoContent)
 }
 

@@ -24,7 +24,7 @@ func newEngines() *server.Server {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	kit := &server.Kit{Name: "auth", Logger: log, Registry: observe.NewRegistry(), Faults: resilience.NewFaults("dev")}
 	srv := kit.NewServer(server.Env{})
-	New(nil, nil, log).Register(srv.Public, func(*gin.Context) {})
+	New(nil, nil, nil, log).Register(srv.Public, func(*gin.Context) {})
 	return srv
 }
 

@@ -34,6 +34,9 @@ type AuthParams struct {
 	Prompt              []string `json:"prompt,omitempty"`
 	MaxAge              *uint    `json:"max_age,omitempty"`
 	LoginHint           string   `json:"login_hint,omitempty"`
+	// Resources are the audiences asked for with RFC 8707 `resource`;
+	// empty: the client's default set.
+	Resources []string `json:"resources,omitempty"`
 }
 
 // AccessToken is what an issued access token says; the JWT is signed from
@@ -77,6 +80,9 @@ type RefreshToken struct {
 	ExpiresAt time.Time
 	// FamilyRevoked is set when the whole family was revoked.
 	FamilyRevoked bool
+	// Resources limit the grant's audiences (RFC 8707), as asked at
+	// /oauth2/authorize; empty: any of the client's.
+	Resources []string
 }
 
 // Refresh-token states.
@@ -120,6 +126,9 @@ type TokenStore interface {
 	RotateRefreshToken(ctx context.Context, oldHash []byte, next RefreshToken) error
 	RevokeFamily(ctx context.Context, familyID, reason string) error
 	RevokeFamiliesBySID(ctx context.Context, sid, reason string) error
+	// RevokeFamiliesByUser revokes a user's live families and returns
+	// their sessions.
+	RevokeFamiliesByUser(ctx context.Context, userID, reason string) ([]string, error)
 	RevokeRefreshToken(ctx context.Context, hash []byte) error
 
 	// Reap deletes expired requests, tokens, and token-less families

@@ -33,9 +33,10 @@ func (p *Provider) clientAuth(c *gin.Context) {
 		return
 	}
 	grant := r.PostForm.Get("grant_type")
-	if grant == string(oidc.GrantTypeCode) {
-		// The storage checks PKCE before it spends the code.
-		ctx = withCodeVerifier(ctx, r.PostForm.Get("code_verifier"))
+	if grant == string(oidc.GrantTypeCode) || grant == string(oidc.GrantTypeRefreshToken) {
+		// The storage checks PKCE before it spends the code, and picks
+		// the token's audiences from the resource parameters (RFC 8707).
+		ctx = withResources(withCodeVerifier(ctx, r.PostForm.Get("code_verifier")), r.PostForm["resource"])
 		c.Request = r.WithContext(ctx)
 		r = c.Request
 	}

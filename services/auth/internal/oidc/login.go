@@ -154,10 +154,17 @@ func callback(c *gin.Context, authRequestID string) {
 
 // withSSO lets CreateAuthRequest see whether the browser has an SSO
 // cookie (prompt=none needs to know).
+// It also hands the request's resource parameters (RFC 8707) to
+// CreateAuthRequest, which the op does not parse.
 func (p *Provider) withSSO(c *gin.Context) {
+	ctx := c.Request.Context()
 	if sid, err := c.Cookie(SSOCookie); err == nil && sid != "" {
-		c.Request = c.Request.WithContext(withSSO(c.Request.Context(), sid))
+		ctx = withSSO(ctx, sid)
 	}
+	if err := c.Request.ParseForm(); err == nil {
+		ctx = withResources(ctx, c.Request.Form["resource"])
+	}
+	c.Request = c.Request.WithContext(ctx)
 	c.Next()
 }
 

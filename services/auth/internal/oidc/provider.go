@@ -136,6 +136,12 @@ func New(cfg Config, d Deps) (*Provider, error) {
 	return &Provider{cfg: cfg, origin: iss.Scheme + "://" + iss.Host, d: d, op: provider, storage: st, access: access}, nil
 }
 
+// EndUserSessions ends every session of a user (disabled by an
+// administrator): refresh families, SSO, sessions, access-token records.
+func (p *Provider) EndUserSessions(ctx context.Context, userID string) error {
+	return p.storage.EndUserSessions(ctx, userID, "user disabled")
+}
+
 // AccessTokens is the provider's token signer (benchmarks, tests).
 func (p *Provider) AccessTokens() *AccessTokens { return p.access }
 

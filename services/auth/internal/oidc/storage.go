@@ -174,13 +174,17 @@ func (s *Storage) CreateAuthRequest(ctx context.Context, r *oidc.AuthRequest, _ 
 			return nil, oidc.ErrLoginRequired()
 		}
 	}
+	resources := resourcesFrom(ctx)
+	if err := checkResources(c.Audiences, resources); err != nil {
+		return nil, err
+	}
 	req := identity.AuthRequest{
 		ID: uuid.NewString(), ClientID: r.ClientID, ExpiresAt: s.now().Add(10 * time.Minute),
 		Params: identity.AuthParams{
 			RedirectURI: r.RedirectURI, Scopes: r.Scopes, State: r.State, Nonce: r.Nonce,
 			ResponseType: string(r.ResponseType), ResponseMode: string(r.ResponseMode),
 			CodeChallenge: r.CodeChallenge, CodeChallengeMethod: string(r.CodeChallengeMethod),
-			Prompt: r.Prompt, MaxAge: r.MaxAge, LoginHint: r.LoginHint,
+			Prompt: r.Prompt, MaxAge: r.MaxAge, LoginHint: r.LoginHint, Resources: resources,
 		},
 	}
 	if err := s.tokens.CreateAuthRequest(ctx, req); err != nil {
@@ -265,9 +269,9 @@ func (s *Storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (s
 func (s *Storage) accessRecord(ctx context.Context, req op.TokenRequest) (identity.AccessToken, error) {
 	switch r := req.(type) {
 	case authRequest:
-		return s.userRecord(ctx, r.UserID, r.ClientID, r.SID, r.Params.Scopes)
+		return s.userRecord(ctx, r.UserID, r.ClientID, r.SID, r.Params.Scopes, r.Params.Resources)
 	case *refreshRequest:
-		return s.userRecord(ctx, r.UserID, r.ClientID, r.SID, r.Scopes)
+		return s.userRecord(ctx, r.UserID, r.ClientID, r.SID, r.Scopes, r.Resources)
 	case serviceRequest:
 		c, err := s.ids.ClientByID(ctx, r.clientID)
 		if err != nil {
@@ -281,10 +285,11 @@ func (s *Storage) accessRecord(ctx context.Context, req op.TokenRequest) (identi
 	}
 }
 
-// userRecord is a user's token for a client: the client's audiences, the
-// user's current roles and region (so a role change applies at the next
-// refresh), and the session it belongs to.
-func (s *Storage) userRecord(ctx context.Context, userID, clientID, sid string, scopes []string) (identity.AccessToken, error) {
+// userRecord is a user's token for a client: the audiences the request
+// asked for (RFC 8707, within the grant's; resources.go) or the client's
+// default set, the user's current roles and region (so a role change
+// applies at the next refresh), and the session it belongs to.
+func (s *Storage) userRecord(ctx context.Context, userID, clientID, sid string, scopes, grant []string) (identity.AccessToken, error) {
 	u, err := s.ids.UserByID(ctx, userID)
 	if err != nil {
 		return identity.AccessToken{}, fmt.Errorf("token for user: %w", err)
@@ -296,7 +301,11 @@ func (s *Storage) userRecord(ctx context.Context, userID, clientID, sid string, 
 	if err != nil {
 		return identity.AccessToken{}, err
 	}
-	return identity.AccessToken{Subject: u.ID, ClientID: c.ID, SID: sid, Audiences: c.Audiences, Scopes: scopes,
+	aud, err := audiencesFor(c, grant, resourcesFrom(ctx))
+	if err != nil {
+		return identity.AccessToken{}, err
+	}
+	return identity.AccessToken{Subject: u.ID, ClientID: c.ID, SID: sid, Audiences: aud, Scopes: scopes,
 		Roles: u.Roles, Region: u.Region}, nil
 }
 
@@ -315,11 +324,13 @@ func (s *Storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 	switch r := req.(type) {
 	case authRequest:
 		rt.FamilyID, rt.ClientID, rt.UserID, rt.SID, rt.AMR, rt.AuthTime = r.FamilyID, r.ClientID, r.UserID, r.SID, amrPassword, r.AuthTime
+		rt.Resources = r.Params.Resources
 		if err := s.tokens.InsertRefreshToken(ctx, rt); err != nil {
 			return "", "", time.Time{}, err
 		}
 	case *refreshRequest:
 		rt.FamilyID, rt.ClientID, rt.UserID, rt.SID, rt.AMR, rt.AuthTime = r.FamilyID, r.ClientID, r.UserID, r.SID, r.AMR, r.AuthTime
+		rt.Resources = r.Resources
 		if err := s.tokens.RotateRefreshToken(ctx, hashToken(current), rt); err != nil {
 			if errors.Is(err, identity.ErrReused) {
 				s.revokeFamily(ctx, r.FamilyID, r.SID, "refresh token reused (concurrent rotation)")
@@ -348,6 +359,29 @@ func (s *Storage) revokeFamily(ctx context.Context, familyID, sid, reason string
 			s.log.ErrorContext(ctx, "delete session failed", "session", sessionRef(sid), "err", err)
 		}
 	}
+}
+
+// EndUserSessions ends every session of a user (an administrator disabled
+// them): their refresh-token families are revoked (which also ends SSO
+// from their cookies), the sessions deleted at the session service (so
+// stateful checks refuse their access tokens), and their access-token
+// records revoked.
+func (s *Storage) EndUserSessions(ctx context.Context, userID, reason string) error {
+	sids, err := s.tokens.RevokeFamiliesByUser(ctx, userID, reason)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, sid := range sids {
+		if err := s.sessions.Delete(ctx, sid); err != nil {
+			errs = append(errs, err)
+		}
+		if err := s.tokens.RevokeAccessTokensBySID(ctx, sid); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.log.InfoContext(ctx, "ended a user's sessions", "user_id", userID, "sessions", len(sids), "reason", reason)
+	return errors.Join(errs...)
 }
 
 // TokenRequestByRefreshToken checks a presented refresh token: it must be
@@ -568,6 +602,7 @@ const (
 	ssoKey
 	logoutKey
 	verifierKey
+	resourcesKey
 )
 
 func withCodeVerifier(ctx context.Context, v string) context.Context {

@@ -492,11 +492,11 @@ func (s *Store) FamilyBySSOHash(ctx context.Context, hash []byte) (identity.Fami
 	return f, notFound(err)
 }
 
-const rtInsert = `INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, sid, scopes, amr, auth_time, expires_at)
-                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+const rtInsert = `INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, sid, scopes, amr, auth_time, expires_at, resources)
+                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
 
 func rtArgs(t identity.RefreshToken) []any {
-	return []any{t.Hash, t.FamilyID, t.ClientID, t.UserID, t.SID, nonNil(t.Scopes), nonNil(t.AMR), t.AuthTime, t.ExpiresAt}
+	return []any{t.Hash, t.FamilyID, t.ClientID, t.UserID, t.SID, nonNil(t.Scopes), nonNil(t.AMR), t.AuthTime, t.ExpiresAt, nonNil(t.Resources)}
 }
 
 // InsertRefreshToken stores the first token of a grant.
@@ -510,11 +510,11 @@ func (s *Store) InsertRefreshToken(ctx context.Context, t identity.RefreshToken)
 // RefreshTokenByHash returns a refresh token with its family's state.
 func (s *Store) RefreshTokenByHash(ctx context.Context, hash []byte) (identity.RefreshToken, error) {
 	const q = `SELECT t.token_hash, t.family_id::text, t.client_id, t.user_id::text, t.sid, t.scopes, t.amr, t.auth_time, t.state, t.expires_at,
-	                  f.revoked_at IS NOT NULL
+	                  f.revoked_at IS NOT NULL, t.resources
 	           FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.token_hash = $1`
 	var t identity.RefreshToken
 	err := s.pool.QueryRow(ctx, q, hash).Scan(&t.Hash, &t.FamilyID, &t.ClientID, &t.UserID, &t.SID, &t.Scopes, &t.AMR, &t.AuthTime,
-		&t.State, &t.ExpiresAt, &t.FamilyRevoked)
+		&t.State, &t.ExpiresAt, &t.FamilyRevoked, &t.Resources)
 	return t, notFound(err)
 }
 
@@ -566,6 +566,39 @@ func (s *Store) RevokeFamiliesBySID(ctx context.Context, sid, reason string) err
 		_, err = tx.Exec(ctx, `UPDATE refresh_tokens SET state = 'revoked' WHERE family_id = ANY($1) AND state <> 'revoked'`, ids)
 		return err
 	})
+}
+
+// RevokeFamiliesByUser revokes every live family of a user and returns
+// their sessions (a disabled user).
+func (s *Store) RevokeFamiliesByUser(ctx context.Context, userID, reason string) ([]string, error) {
+	if !validUUID(userID) {
+		return nil, nil
+	}
+	var sids []string
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `UPDATE refresh_families SET revoked_at = $2, revoke_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL
+		                            RETURNING id, sid`, userID, s.now(), reason)
+		if err != nil {
+			return fmt.Errorf("revoke families: %w", err)
+		}
+		var ids []uuid.UUID
+		for rows.Next() {
+			var id uuid.UUID
+			var sid string
+			if err := rows.Scan(&id, &sid); err != nil {
+				rows.Close()
+				return err
+			}
+			ids, sids = append(ids, id), append(sids, sid)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE refresh_tokens SET state = 'revoked' WHERE family_id = ANY($1) AND state <> 'revoked'`, ids)
+		return err
+	})
+	return sids, err
 }
 
 // RevokeRefreshToken revokes one token (RFC 7009).
