@@ -29,6 +29,10 @@ type Client struct {
 	ClientID    string // "strata-cli"
 	RedirectURI string // "http://127.0.0.1:8765/callback"
 	Scope       string // default "openid profile offline_access"
+	// Resources are RFC 8707 resource parameters: the audiences the tokens
+	// are for. None: the client's default set, which leaves out auth's
+	// admin API ("auth").
+	Resources []string
 	// HTTP is the transport (TLS trusting the CA). A cookie jar per login is
 	// added, so each login is its own browser.
 	HTTP *http.Client
@@ -90,6 +94,9 @@ func (c *Client) AuthorizeURL(state string, p PKCE) string {
 	}
 	q := url.Values{"client_id": {c.ClientID}, "redirect_uri": {c.RedirectURI}, "response_type": {"code"}, "scope": {scope},
 		"state": {state}, "nonce": {"n" + state}, "code_challenge": {p.Challenge}, "code_challenge_method": {"S256"}}
+	if len(c.Resources) > 0 {
+		q["resource"] = c.Resources
+	}
 	return c.Issuer + "/oauth2/authorize?" + q.Encode()
 }
 

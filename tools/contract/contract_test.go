@@ -30,8 +30,9 @@ func TestSchemathesis(t *testing.T) {
 	if out, err := sys.Auth.Seed(t, 0); err != nil {
 		t.Fatalf("seed: %v\n%s", err, out)
 	}
-	login := func(user string) string {
-		c := &oidclogin.Client{Issuer: sys.Issuer, ClientID: "strata-cli", RedirectURI: "http://127.0.0.1:8765/callback", HTTP: st.PublicClient(t)}
+	login := func(user string, resources ...string) string {
+		c := &oidclogin.Client{Issuer: sys.Issuer, ClientID: "strata-cli", RedirectURI: "http://127.0.0.1:8765/callback", HTTP: st.PublicClient(t),
+			Resources: resources}
 		tok, err := c.Login(context.Background(), user, "strata-demo")
 		if err != nil {
 			t.Fatalf("login %s: %v", user, err)
@@ -39,7 +40,8 @@ func TestSchemathesis(t *testing.T) {
 		return tok.AccessToken
 	}
 	// A customer for the services of customers; the admin API needs an admin.
-	alice, admin, dave := login("alice"), login("admin"), login("dave")
+	// The admin API's audience is in no default set: asked for (RFC 8707).
+	alice, admin, dave := login("alice"), login("admin", "auth"), login("dave")
 	script := filepath.Join(st.Root, "tools", "contract", "schemathesis.sh")
 	reports := filepath.Join(st.Root, "out", "contract")
 	examples := "30"
