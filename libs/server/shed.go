@@ -221,8 +221,8 @@ func hasBody(r *http.Request) bool {
 }
 
 // readBody replaces r.Body with the whole body, read within BodyTimeout and
-// capped at MaxBodyBytes. On failure it answers 413 or 408 (and the
-// connection closes) and reports false.
+// capped at MaxBodyBytes. On failure it answers 413 or 408 (an HTTP/1.1
+// connection then closes) and reports false.
 func (s *Shedder) readBody(w http.ResponseWriter, r *http.Request) bool {
 	if r.ContentLength > s.maxBody {
 		s.refuse(w, s.tooLarge, http.StatusRequestEntityTooLarge, tooLargeBody)
@@ -243,7 +243,12 @@ func (s *Shedder) readBody(w http.ResponseWriter, r *http.Request) bool {
 		case errors.As(err, &tooBig):
 			s.refuse(w, s.tooLarge, http.StatusRequestEntityTooLarge, tooLargeBody)
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			w.Header()["Connection"] = closeConn
+			if r.ProtoMajor == 1 {
+				// The connection's read side is spent. (Over HTTP/2 the
+				// stream alone ends: "Connection: close" would make the
+				// server drain the whole connection, other streams too.)
+				w.Header()["Connection"] = closeConn
+			}
 			s.refuse(w, s.bodyTimeout, http.StatusRequestTimeout, slowBody)
 		default:
 			// The client went away or broke the stream: nobody to answer.
