@@ -34,6 +34,24 @@ fi
 echo "[security] negative suite passed: $(grep -c -- '--- PASS' "$LOG") cases" >&2
 fi
 
+# The provider's browser surface (SSO cookie, login CSRF, lockout, code
+# races, redirect variants, forced logout, audiences): services/auth's
+# TestAttacks, against auth and a real session service.
+if [[ -z ${STRATA_FUZZ_ONLY:-} ]]; then
+echo "[security] provider attacks: go test -run TestAttacks . (in services/auth)" >&2
+set +e
+(cd services/auth && go test -count=1 -timeout 10m -v -run '^TestAttacks$' .) >"$LOG" 2>&1
+status=$?
+set -e
+grep -E -- '--- (PASS|FAIL|SKIP)' "$LOG" | sed -E 's/^ *--- //' || true
+if ((status != 0)); then
+  grep -vE -- '^=== RUN|--- PASS' "$LOG" | tail -60 >&2
+  echo "[security] provider attacks FAILED" >&2
+  exit 1
+fi
+echo "[security] provider attacks passed: $(grep -c -- '--- PASS' "$LOG") cases" >&2
+fi
+
 # Fuzz targets: every `func FuzzX` in a _test.go file, run from its module.
 targets=$(grep -rln --include='*_test.go' '^func Fuzz' --exclude-dir=.stack --exclude-dir=node_modules . | sort)
 for file in $targets; do
