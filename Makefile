@@ -110,3 +110,7 @@ cli: ## Build the strata command line (login, token, accounts, transfer, activit
 .PHONY: contract
 contract: stack-up ## Boot the services on free ports and run schemathesis (pinned, in .venv/contract) against each OpenAPI document with real tokens; reports in out/contract.
 	@cd tools && STRATA_CONTRACT=1 go test -count=1 -timeout 20m -v -run '^TestSchemathesis$$' ./contract
+
+.PHONY: api-docs
+api-docs: ## Lint each service's OpenAPI document and render it to a static HTML reference (Redoc) in out/api/index.html.
+	@bash tools/apidocs/build.sh
