@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/failsafe-go/failsafe-go/adaptivelimiter"
@@ -207,13 +208,20 @@ func (s *Shedder) Handler(next http.Handler) http.Handler {
 		}
 		admitted := time.Now()
 		next.ServeHTTP(w, r.WithContext(ctx))
-		s.admitted.Observe(time.Since(admitted).Seconds())
-		if r.Context().Err() != nil {
-			permit.Drop() // a cancelled request says nothing about capacity
+		if r.Context().Err() != nil || isStream(w) {
+			// A cancelled request, or a stream (server-sent events) that
+			// lasts as long as it was meant to, says nothing about capacity.
+			permit.Drop()
 			return
 		}
+		s.admitted.Observe(time.Since(admitted).Seconds())
 		permit.Record()
 	})
+}
+
+func isStream(w http.ResponseWriter) bool {
+	ct := w.Header()["Content-Type"]
+	return len(ct) == 1 && strings.HasPrefix(ct[0], "text/event-stream")
 }
 
 func hasBody(r *http.Request) bool {

@@ -84,3 +84,28 @@ func TestShedReasons(t *testing.T) {
 		t.Fatalf("limit %v, want 0", got)
 	}
 }
+
+// A server-sent event stream holds its permit while it runs, but its
+// length is not latency: it is neither recorded in the limiter nor in the
+// admitted histogram.
+func TestStreamsAreNotLatency(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := newShedder(ShedConfig{}, 0, "public", reg, slog.New(slog.DiscardHandler))
+	h := s.Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		time.Sleep(20 * time.Millisecond)
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/v1/events", nil))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "strata_admitted_duration_seconds" && mf.GetMetric()[0].GetHistogram().GetSampleCount() != 0 {
+			t.Fatalf("the stream was observed as admitted latency: %v", mf)
+		}
+	}
+	if s.limiter.Inflight() != 0 {
+		t.Fatalf("permit still held: %d", s.limiter.Inflight())
+	}
+}
