@@ -433,6 +433,35 @@ func TestAttacks(t *testing.T) {
 		parseForm(t, string(page))
 	})
 
+	// /userinfo added the profile scope to every token's, so a token
+	// granted "openid" alone still read the user's username, roles and
+	// region.
+	t.Run("ASVS_v5_8.2.1/userinfo_answers_the_granted_scopes", func(t *testing.T) {
+		c := h.browser(t)
+		q, p, _ := h.signIn(t, c, "strata-cli", cliRedirect, "carol", "strata-demo", url.Values{"scope": {"openid"}})
+		tr := h.redeem(t, c, "strata-cli", cliRedirect, q.Get("code"), p)
+		info := func(tok string) map[string]any {
+			req, _ := http.NewRequest(http.MethodGet, h.issuer+"/userinfo", nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			resp, err := h.st.PublicClient(t).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var m map[string]any
+			if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&m) != nil {
+				t.Fatalf("userinfo: %d", resp.StatusCode)
+			}
+			return m
+		}
+		if m := info(tr.AccessToken); m["sub"] == nil || m["preferred_username"] != nil || m["roles"] != nil || m["region"] != nil {
+			t.Fatalf("userinfo for scope openid: %v", m)
+		}
+		if m := info(h.login(t, h.browser(t), "carol").AccessToken); m["preferred_username"] != "carol" || m["roles"] == nil {
+			t.Fatalf("userinfo for scope profile: %v", m)
+		}
+	})
+
 	// Lockout: the throttle used to refuse before checking the password, so
 	// a few bad attempts a minute kept a chosen user out for good; behind
 	// the ingress every user shared one address bucket, so about one

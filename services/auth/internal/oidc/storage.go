@@ -532,7 +532,7 @@ func (s *Storage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo,
 	if err != nil {
 		return errors.New("not a user's token")
 	}
-	fillUserinfo(info, u, append(at.Scopes, oidc.ScopeProfile))
+	fillUserinfo(info, u, at.Scopes) // profile claims only when the profile scope was granted
 	return nil
 }
 
