@@ -149,6 +149,8 @@ service_env() {
     else
       echo "STRATA_REDIS_ADDR=127.0.0.1:${STRATA_REDIS_PORT:-16379}"
     fi
+    echo "STRATA_REDIS_USERNAME=session"
+    echo "STRATA_REDIS_PASSWORD_FILE=$CERTS/redis-session.password"
     ;;
   analytics)
     if [[ ${STRATA_HA:-0} == 1 ]]; then
@@ -159,6 +161,8 @@ service_env() {
       echo "STRATA_CASSANDRA_HOSTS=127.0.0.1"
     fi
     echo "STRATA_CASSANDRA_PORT=${STRATA_CASSANDRA_PORT:-19042}"
+    echo "STRATA_CASSANDRA_USERNAME=analytics"
+    echo "STRATA_CASSANDRA_PASSWORD_FILE=$CERTS/cassandra-analytics.password"
     ;;
   console)
     # Sessions live in the console's memory: people use replica a, the

@@ -14,6 +14,8 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+
+	"github.com/strata-ref/strata/libs/pki"
 )
 
 // TrustDomain is the SPIFFE trust domain of every Strata workload.
@@ -202,7 +204,10 @@ func (s *Source) ClientConfig(server spiffeid.ID) *tls.Config {
 
 // StoreConfig dials a data store: the server certificate is verified against
 // the CA for serverName, and the workload's SVID is the client certificate
-// (Postgres maps its CN to the database role).
+// (Postgres maps its CN to the database role). The server's chain must go
+// through the store CA (pki.StoreCAName) and its certificate must carry no
+// SPIFFE ID: every workload's SVID also chains to the root and matches the
+// loopback names, and must not be able to pose as a store.
 func (s *Source) StoreConfig(serverName string) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12, // Cassandra's JDK and Redis negotiate 1.3 when they can.
@@ -221,10 +226,27 @@ func (s *Source) StoreConfig(serverName string) *tls.Config {
 			for _, c := range cs.PeerCertificates[1:] {
 				opts.Intermediates.AddCert(c)
 			}
-			_, err := cs.PeerCertificates[0].Verify(opts)
-			return err
+			chains, err := cs.PeerCertificates[0].Verify(opts)
+			if err != nil {
+				return err
+			}
+			return storeChain(cs.PeerCertificates[0], chains)
 		},
 	}
+}
+
+// storeChain accepts a verified store certificate only when it is not a
+// workload's (no URI SAN) and one of its chains was issued by the store CA.
+func storeChain(leaf *x509.Certificate, chains [][]*x509.Certificate) error {
+	if len(leaf.URIs) > 0 {
+		return fmt.Errorf("mtls: %s is a workload certificate, not a store's", leaf.URIs[0])
+	}
+	for _, c := range chains {
+		if len(c) >= 2 && c[1].IsCA && c[1].Subject.CommonName == pki.StoreCAName {
+			return nil
+		}
+	}
+	return fmt.Errorf("mtls: server certificate %q was not issued by the store CA", leaf.Subject.CommonName)
 }
 
 // PeerID returns the SPIFFE ID of the client certificate on r, if any.

@@ -21,10 +21,72 @@ import (
 // TrustDomain is the SPIFFE trust domain of every Strata workload.
 const TrustDomain = "strata.local"
 
-// CA is a loaded certificate authority.
+// CA is a loaded certificate authority: the root, or an intermediate such
+// as the store CA, whose certificate is then appended to every leaf it
+// issues so that peers trusting only the root can build the chain.
 type CA struct {
 	Cert *x509.Certificate
 	Key  crypto.Signer
+	// chain holds the intermediates between Cert and the root, Cert first;
+	// empty for the root itself.
+	chain []*x509.Certificate
+}
+
+// StoreCAName is the common name of the intermediate CA that issues the
+// data stores' server certificates, and nothing else. Store clients
+// (mtls.Source.StoreConfig) accept a server only if its chain goes through
+// it, so a workload's certificate, issued by the root, cannot pose as
+// Postgres, Redis or Cassandra even though its IP SANs match.
+const StoreCAName = "Strata store CA"
+
+// LoadOrCreateStoreCA keeps dir/store-ca.pem while the root signed it and it
+// has more than a week to live; otherwise it makes a new one valid for ttl.
+func (ca *CA) LoadOrCreateStoreCA(dir string, ttl time.Duration) (*CA, bool, error) {
+	certPath, keyPath := filepath.Join(dir, "store-ca.pem"), filepath.Join(dir, "store-ca-key.pem")
+	cert, key, err := loadPair(certPath, keyPath)
+	if err == nil && time.Until(cert.NotAfter) > 7*24*time.Hour && cert.CheckSignatureFrom(ca.Cert) == nil {
+		return &CA{Cert: cert, Key: key, chain: []*x509.Certificate{cert}}, false, nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, false, fmt.Errorf("load store CA: %w", err)
+	}
+	sca, err := ca.NewIntermediate(StoreCAName, ttl)
+	if err != nil {
+		return nil, false, err
+	}
+	return sca, true, writePair(certPath, keyPath, [][]byte{sca.Cert.Raw}, sca.Key)
+}
+
+// NewIntermediate makes a CA signed by ca that may sign leaves only
+// (path length 0).
+func (ca *CA) NewIntermediate(name string, ttl time.Duration) (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	if ca.Cert.NotAfter.Before(now.Add(ttl)) {
+		ttl = ca.Cert.NotAfter.Sub(now) // never outlive the root
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{Organization: []string{"Strata"}, CommonName: name},
+		NotBefore:             now.Add(-time.Minute),
+		NotAfter:              now.Add(ttl),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		MaxPathLenZero:        true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &CA{Cert: cert, Key: key, chain: append([]*x509.Certificate{cert}, ca.chain...)}, nil
 }
 
 // LoadOrCreateCA keeps dir/ca.pem while it has more than a week to live, so
@@ -34,7 +96,7 @@ func LoadOrCreateCA(dir string, ttl time.Duration) (ca *CA, created bool, err er
 	certPath, keyPath := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
 	cert, key, err := loadPair(certPath, keyPath)
 	if err == nil && time.Until(cert.NotAfter) > 7*24*time.Hour {
-		return &CA{cert, key}, false, nil
+		return &CA{Cert: cert, Key: key}, false, nil
 	}
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, false, fmt.Errorf("load CA: %w", err)
@@ -43,7 +105,7 @@ func LoadOrCreateCA(dir string, ttl time.Duration) (ca *CA, created bool, err er
 	if err != nil {
 		return nil, false, err
 	}
-	return ca, true, writePair(certPath, keyPath, ca.Cert.Raw, ca.Key)
+	return ca, true, writePair(certPath, keyPath, [][]byte{ca.Cert.Raw}, ca.Key)
 }
 
 // NewCA makes a CA in memory.
@@ -67,12 +129,12 @@ func NewCA(ttl time.Duration) (*CA, error) {
 		return nil, err
 	}
 	cert, err := x509.ParseCertificate(der)
-	return &CA{cert, key}, err
+	return &CA{Cert: cert, Key: key}, err
 }
 
 // WriteCA writes the CA's certificate (and key) as dir/ca.pem, dir/ca-key.pem.
 func (ca *CA) WriteCA(dir string) error {
-	return writePair(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"), ca.Cert.Raw, ca.Key)
+	return writePair(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"), [][]byte{ca.Cert.Raw}, ca.Key)
 }
 
 // Leaf describes one certificate to issue.
@@ -112,7 +174,11 @@ func (ca *CA) Issue(dir string, l Leaf) error {
 	if err != nil {
 		return fmt.Errorf("issue %s: %w", l.Name, err)
 	}
-	return writePair(filepath.Join(dir, l.Name+".pem"), filepath.Join(dir, l.Name+"-key.pem"), der, key)
+	certs := [][]byte{der}
+	for _, c := range ca.chain {
+		certs = append(certs, c.Raw)
+	}
+	return writePair(filepath.Join(dir, l.Name+".pem"), filepath.Join(dir, l.Name+"-key.pem"), certs, key)
 }
 
 func serial() *big.Int {
@@ -123,9 +189,10 @@ func serial() *big.Int {
 	return n
 }
 
-// writePair writes the key first and the certificate last, each through a
-// rename, so a reader that sees the new certificate also finds its key.
-func writePair(certPath, keyPath string, der []byte, key crypto.Signer) error {
+// writePair writes the key first and the certificates (leaf first, then
+// its intermediates) last, each through a rename, so a reader that sees
+// the new certificate also finds its key.
+func writePair(certPath, keyPath string, certs [][]byte, key crypto.Signer) error {
 	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		return err
@@ -133,7 +200,11 @@ func writePair(certPath, keyPath string, der []byte, key crypto.Signer) error {
 	if err := writeAtomic(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), 0o600); err != nil {
 		return err
 	}
-	return writeAtomic(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	var out []byte
+	for _, der := range certs {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	return writeAtomic(certPath, out, 0o644)
 }
 
 func writeAtomic(path string, data []byte, mode os.FileMode) error {

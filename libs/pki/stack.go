@@ -1,8 +1,12 @@
 package pki
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 )
@@ -59,9 +63,56 @@ func IssueStack(dir string, o StackOptions) error {
 			return err
 		}
 	}
+	// Store certificates come from their own intermediate, so that store
+	// clients can tell a store from a workload (see StoreCAName).
+	storeCA, created, err := ca.LoadOrCreateStoreCA(dir, o.CATTL)
+	if err != nil {
+		return err
+	}
+	if created && o.Log != nil {
+		fmt.Fprintf(o.Log, "created store CA %s/store-ca.pem\n", dir)
+	}
+	ca = storeCA
 	for _, s := range Stores {
 		if err := issue(s, o.StoreTTL, false); err != nil {
 			return err
+		}
+	}
+	return EnsureStorePasswords(dir, -1)
+}
+
+// StoreUsers are the accounts each store's access control knows, besides
+// nobody: Redis ACL users and Cassandra roles. "admin" is the operator's
+// (stack scripts, replication, Sentinel); each other one is the only
+// workload that uses the store. A workload's certificate alone gets no
+// access: the store also wants the user's password.
+var StoreUsers = map[string][]string{
+	"redis":     {"admin", "session"},
+	"cassandra": {"admin", "analytics"},
+}
+
+// PasswordFile is the file holding user's password for store in dir.
+func PasswordFile(dir, store, user string) string {
+	return filepath.Join(dir, store+"-"+user+".password")
+}
+
+// EnsureStorePasswords creates every StoreUsers password file in dir that
+// does not exist yet (256 random bits, base64url, mode 0600; a uid >= 0
+// also owns it). Existing ones are kept: the stores hold their hashes.
+func EnsureStorePasswords(dir string, uid int) error {
+	for store, users := range StoreUsers {
+		for _, u := range users {
+			path := PasswordFile(dir, store, u)
+			if _, err := os.Stat(path); err == nil {
+				continue
+			}
+			b := make([]byte, 32)
+			if _, err := rand.Read(b); err != nil {
+				return err
+			}
+			if err := WriteFileAtomic(path, []byte(base64.RawURLEncoding.EncodeToString(b)+"\n"), 0o600, uid); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

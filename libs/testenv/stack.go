@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/strata-ref/strata/libs/mtls"
+	"github.com/strata-ref/strata/libs/pki"
 )
 
 // Stack describes the running native stack.
@@ -127,10 +129,12 @@ func (s *Stack) PGURL(role, db string) string {
 }
 
 // Env is the environment a service needs to run against this stack as
-// workload name, before service-specific variables are added.
+// workload name, before service-specific variables are added. The two
+// store users get their credentials: session its Redis ACL user, analytics
+// its Cassandra role.
 func (s *Stack) Env(name string) map[string]string {
 	f := s.Files(name)
-	return map[string]string{
+	e := map[string]string{
 		"STRATA_ENV":           "dev",
 		"STRATA_PUBLIC_ADDR":   "127.0.0.1:0",
 		"STRATA_INTERNAL_ADDR": "127.0.0.1:0",
@@ -138,6 +142,27 @@ func (s *Stack) Env(name string) map[string]string {
 		"STRATA_TLS_CERT":      f.Cert,
 		"STRATA_TLS_KEY":       f.Key,
 	}
+	switch name {
+	case "session":
+		e["STRATA_REDIS_USERNAME"], e["STRATA_REDIS_PASSWORD_FILE"] = "session", s.PasswordFile("redis", "session")
+	case "analytics":
+		e["STRATA_CASSANDRA_USERNAME"], e["STRATA_CASSANDRA_PASSWORD_FILE"] = "analytics", s.PasswordFile("cassandra", "analytics")
+	}
+	return e
+}
+
+// PasswordFile is the file holding a store user's password (pki.StoreUsers:
+// redis admin and session, cassandra admin and analytics).
+func (s *Stack) PasswordFile(store, user string) string { return pki.PasswordFile(s.Certs, store, user) }
+
+// Password reads a store user's password.
+func (s *Stack) Password(t testing.TB, store, user string) string {
+	t.Helper()
+	b, err := os.ReadFile(s.PasswordFile(store, user))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // PublicClient trusts the stack's CA and presents no certificate. What it

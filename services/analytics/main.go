@@ -35,6 +35,11 @@ type settings struct {
 	CassandraReplication string        `env:"STRATA_CASSANDRA_REPLICATION" envDefault:"{'class': 'SimpleStrategy', 'replication_factor': 1}"`
 	CassandraConsistency string        `env:"STRATA_CASSANDRA_CONSISTENCY" envDefault:"LOCAL_QUORUM"`
 	CassandraTimeout     time.Duration `env:"STRATA_CASSANDRA_TIMEOUT" envDefault:"2s"`
+	// The role analytics logs in as (PasswordAuthenticator) and the file
+	// holding its password: the client certificate alone opens the
+	// connection but may do nothing (docs/transport-security.md).
+	CassandraUsername     string `env:"STRATA_CASSANDRA_USERNAME" envDefault:"analytics"`
+	CassandraPasswordFile string `env:"STRATA_CASSANDRA_PASSWORD_FILE,required"`
 	// Optional: the data center whose nodes coordinate (LOCAL_* levels count there).
 	CassandraLocalDC string `env:"STRATA_CASSANDRA_LOCAL_DC"`
 	// Per-operation consistency levels; empty takes STRATA_CASSANDRA_CONSISTENCY.
@@ -94,7 +99,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 
+	password, err := config.ReadSecretFile("STRATA_CASSANDRA_PASSWORD_FILE", cfg.CassandraPasswordFile)
+	if err != nil {
+		return err
+	}
 	cql, err := cassandra.Open(ctx, cassandra.Config{Hosts: strings.Split(cfg.CassandraHosts, ","), Port: cfg.CassandraPort,
+		Username: cfg.CassandraUsername, Password: password,
 		Keyspace: cfg.CassandraKeyspace, Replication: cfg.CassandraReplication, Consistency: def,
 		LocalDC: cfg.CassandraLocalDC, Timeout: cfg.CassandraTimeout, TLS: kit.TLS})
 	if err != nil {

@@ -40,6 +40,11 @@ type settings struct {
 	RedisAddr       string        `env:"STRATA_REDIS_ADDR"`
 	RedisSentinels  []string      `env:"STRATA_REDIS_SENTINELS" envSeparator:","`
 	RedisMasterName string        `env:"STRATA_REDIS_MASTER_NAME"`
+	// RedisUsername is the session service's Redis ACL user; its password
+	// is read from RedisPasswordFile. The client certificate alone opens
+	// the connection but runs no command (docs/transport-security.md).
+	RedisUsername     string `env:"STRATA_REDIS_USERNAME" envDefault:"session"`
+	RedisPasswordFile string `env:"STRATA_REDIS_PASSWORD_FILE,required"`
 	CacheTTL        time.Duration `env:"STRATA_SESSION_CACHE_TTL" envDefault:"5m"`
 	// CacheDisabled serves every read from Postgres: the benchmark baseline.
 	CacheDisabled bool `env:"STRATA_SESSION_CACHE_DISABLED"`
@@ -115,6 +120,10 @@ const (
 // Redis, is TLS with the workload's certificate, verified for the host
 // dialled. No hidden retries: the breaker decides.
 func newRedisClient(cfg settings, src *mtls.Source) (*goredis.Client, error) {
+	password, err := config.ReadSecretFile("STRATA_REDIS_PASSWORD_FILE", cfg.RedisPasswordFile)
+	if err != nil {
+		return nil, err
+	}
 	var sentinels []string
 	for _, a := range cfg.RedisSentinels {
 		if a = strings.TrimSpace(a); a != "" {
@@ -131,7 +140,8 @@ func newRedisClient(cfg settings, src *mtls.Source) (*goredis.Client, error) {
 			}
 		}
 		return goredis.NewFailoverClient(&goredis.FailoverOptions{MasterName: cfg.RedisMasterName, SentinelAddrs: sentinels,
-			Dialer:      tlsDialer(src),
+			Username: cfg.RedisUsername, Password: password.Reveal(),
+			Dialer:   tlsDialer(src),
 			DialTimeout: redisDialTimeout, ReadTimeout: redisIOTimeout, WriteTimeout: redisIOTimeout,
 			PoolSize: redisPoolSize, MinIdleConns: redisMinIdle, MaxRetries: -1}), nil
 	}
@@ -143,6 +153,7 @@ func newRedisClient(cfg settings, src *mtls.Source) (*goredis.Client, error) {
 		return nil, fmt.Errorf("STRATA_REDIS_ADDR: %w", err)
 	}
 	return goredis.NewClient(&goredis.Options{Addr: cfg.RedisAddr, TLSConfig: src.StoreConfig(host),
+		Username: cfg.RedisUsername, Password: password.Reveal(),
 		DialTimeout: redisDialTimeout, ReadTimeout: redisIOTimeout, WriteTimeout: redisIOTimeout,
 		PoolSize: redisPoolSize, MinIdleConns: redisMinIdle, MaxRetries: -1}), nil
 }

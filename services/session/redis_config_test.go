@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,7 +29,12 @@ func TestRedisClientFromEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pwFile := filepath.Join(dir, "redis-session.password")
+	if err := os.WriteFile(pwFile, []byte("pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	base := map[string]string{"STRATA_TLS_CA": files.CA, "STRATA_TLS_CERT": files.Cert, "STRATA_TLS_KEY": files.Key,
+		"STRATA_ENV": "dev", "STRATA_REDIS_PASSWORD_FILE": pwFile,
 		"STRATA_PG_URL":      "postgres://session@127.0.0.1:25432,127.0.0.1:25433/session?sslmode=verify-full&target_session_attrs=read-write",
 		"STRATA_AUTH_ISSUER": "https://localhost:8441", "STRATA_AUTH_JWKS_URL": "https://localhost:9441/jwks"}
 	for _, tc := range []struct {
@@ -75,6 +81,9 @@ func TestRedisClientFromEnv(t *testing.T) {
 			defer rdb.Close()
 			if got := rdb.Options().Addr; got != tc.wantAddr {
 				t.Errorf("client address %q, want %q", got, tc.wantAddr)
+			}
+			if o := rdb.Options(); o.Username != "session" || o.Password != "pw" {
+				t.Errorf("user %q: the client must log in as the session ACL user with the file's password", o.Username)
 			}
 			if o := rdb.Options(); o.MaxRetries > 0 || o.ReadTimeout != redisIOTimeout {
 				t.Errorf("retries %d, read timeout %s: the breaker must decide", o.MaxRetries, o.ReadTimeout)

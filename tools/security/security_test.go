@@ -233,6 +233,7 @@ func TestSecurity(t *testing.T) {
 	t.Run("ASVS_v5_16.5.1_errors_are_problem_json", func(t *testing.T) { s.errorShape(t, alice) })
 	t.Run("API4_2023_resource_consumption", func(t *testing.T) { s.flood(t, alice, a1) })
 	t.Run("ASVS_v5_7.4.1_revoked_session", func(t *testing.T) { s.revokedSession(t, a1, a2) })
+	t.Run("ASVS_v5_13.2.2_store_access_with_another_workloads_key", func(t *testing.T) { s.storeAccess(t) })
 	// Last: every credential above has been used by now.
 	t.Run("ASVS_v5_16.2.5_no_secrets_in_logs", func(t *testing.T) { s.logs(t) })
 }

@@ -56,6 +56,7 @@ func TestCassandraRing(t *testing.T) {
 		c := gocql.NewCluster(hosts...)
 		c.Port, c.Timeout, c.ConnectTimeout = h.CassandraPort, 5*time.Second, 5*time.Second
 		c.SslOpts = &gocql.SslOptions{Config: src.StoreConfig(hosts[0])}
+		c.Authenticator = gocql.PasswordAuthenticator{Username: "analytics", Password: h.Password(t, "cassandra", "analytics")}
 		c.PoolConfig.HostSelectionPolicy = gocql.TokenAwareHostPolicy(gocql.RoundRobinHostPolicy())
 		c.ReconnectInterval = time.Second
 		c.RetryPolicy = nil // every error is the test's to see

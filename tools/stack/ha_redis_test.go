@@ -33,6 +33,9 @@ func TestRedisSentinelFailover(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	tlsConfig := h.Source(t, "session").StoreConfig("127.0.0.1") // every node and Sentinel is 127.0.0.1
+	// The test writes its own ha:test:* keys, outside the session user's:
+	// it runs as the operator's ACL user (Sentinels have no users).
+	admin := h.Password(t, "redis", "admin")
 
 	sentinel := goredis.NewSentinelClient(&goredis.Options{Addr: h.SentinelAddrs[0], TLSConfig: tlsConfig, DialTimeout: time.Second})
 	defer sentinel.Close()
@@ -45,7 +48,8 @@ func TestRedisSentinelFailover(t *testing.T) {
 		return p
 	}
 	node := func(port int) *goredis.Client {
-		return goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port), TLSConfig: tlsConfig, DialTimeout: time.Second, MaxRetries: -1})
+		return goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port), TLSConfig: tlsConfig, DialTimeout: time.Second, MaxRetries: -1,
+			Username: "admin", Password: admin})
 	}
 	oldPort := masterPort()
 	if oldPort == 0 {
@@ -57,7 +61,8 @@ func TestRedisSentinelFailover(t *testing.T) {
 
 	// The session service's client: Sentinel failover over TLS, no retries.
 	rdb := goredis.NewFailoverClient(&goredis.FailoverOptions{MasterName: h.RedisMasterName, SentinelAddrs: h.SentinelAddrs,
-		TLSConfig: tlsConfig, DialTimeout: time.Second, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond, MaxRetries: -1})
+		TLSConfig: tlsConfig, DialTimeout: time.Second, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond, MaxRetries: -1,
+		Username: "admin", Password: admin})
 	defer rdb.Close()
 	const keys = 100
 	for i := range keys {
@@ -72,7 +77,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 	// a write, then WAIT on that same connection. Replication is ordered, so
 	// its ack covers every key written above.
 	waiter := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:" + strconv.Itoa(oldPort), TLSConfig: tlsConfig,
-		DialTimeout: time.Second, ReadTimeout: 10 * time.Second, PoolSize: 1, MaxRetries: -1})
+		Username: "admin", Password: admin, DialTimeout: time.Second, ReadTimeout: 10 * time.Second, PoolSize: 1, MaxRetries: -1})
 	defer waiter.Close()
 	testenv.WaitFor(t, 90*time.Second, "the replica to acknowledge the writes", func() bool {
 		if err := waiter.Set(ctx, "ha:test:synced", 1, time.Hour).Err(); err != nil {

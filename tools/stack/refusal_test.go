@@ -76,17 +76,24 @@ func TestRedis(t *testing.T) {
 	if err := ping(&goredis.Options{TLSConfig: &tls.Config{RootCAs: src.Roots(), ServerName: "127.0.0.1"}}); err == nil {
 		t.Fatal("TLS without a client certificate answered")
 	}
-	if err := ping(&goredis.Options{TLSConfig: src.StoreConfig("127.0.0.1")}); err != nil {
-		t.Fatalf("TLS with the workload certificate: %v", err)
+	// The certificate opens the connection; commands need an ACL user.
+	if err := ping(&goredis.Options{TLSConfig: src.StoreConfig("127.0.0.1")}); err == nil {
+		t.Fatal("a command without a user was answered (the default user must be off)")
+	}
+	if err := ping(&goredis.Options{TLSConfig: src.StoreConfig("127.0.0.1"), Username: "session",
+		Password: st.Password(t, "redis", "session")}); err != nil {
+		t.Fatalf("TLS with the workload certificate and its user: %v", err)
 	}
 }
 
 func TestCassandra(t *testing.T) {
 	st := testenv.StartStack(t, "cassandra")
 	src := st.Source(t, "analytics")
+	var login gocql.Authenticator
 	connect := func(ssl *gocql.SslOptions) error {
 		c := gocql.NewCluster("127.0.0.1")
 		c.Port, c.Timeout, c.ConnectTimeout, c.SslOpts = st.CassandraPort, 3*time.Second, 3*time.Second, ssl
+		c.Authenticator = login
 		c.DisableInitialHostLookup = true
 		s, err := c.CreateSession()
 		if err == nil {
@@ -102,7 +109,12 @@ func TestCassandra(t *testing.T) {
 	if err := connect(&gocql.SslOptions{Config: &tls.Config{RootCAs: src.Roots(), ServerName: "127.0.0.1"}}); err == nil {
 		t.Fatal("TLS without a client certificate worked")
 	}
+	// The certificate opens the connection; logging in needs a role.
+	if err := connect(&gocql.SslOptions{Config: src.StoreConfig("127.0.0.1")}); err == nil {
+		t.Fatal("a session without credentials worked")
+	}
+	login = gocql.PasswordAuthenticator{Username: "analytics", Password: st.Password(t, "cassandra", "analytics")}
 	if err := connect(&gocql.SslOptions{Config: src.StoreConfig("127.0.0.1")}); err != nil {
-		t.Fatalf("TLS with the workload certificate: %v", err)
+		t.Fatalf("TLS with the workload certificate and its role: %v", err)
 	}
 }

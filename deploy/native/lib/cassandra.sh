@@ -130,12 +130,26 @@ cassandra_node_pid() {
 
 cassandra_node_running() { [[ -n $(cassandra_node_pid "$1") ]]; }
 
-# cassandra_node_ready N: a real CQL round trip over mutual TLS to node N.
-cassandra_node_ready() {
+# cassandra_cql N ROLE ARGS...: the cql tool against node N over mutual TLS
+# with the cassandra certificate, logged in as ROLE (admin or analytics,
+# whose passwords tools/cmd/certs keeps in certs/cassandra-ROLE.password;
+# "cassandra" is the default superuser of a node whose roles are not set up
+# yet, with its well-known password).
+cassandra_cql() {
+  local n=$1 role=$2
+  local -a login=(-user "$role" -password-file "$CERTS_DIR/cassandra-$role.password")
+  shift 2
   [[ -x ${CQL:-} ]] || ensure_cql_tool
-  "$CQL" -q -host "$(cassandra_node_addr "$1")" -port "$CASSANDRA_PORT" -timeout 5s \
-    -ca "$CERTS_DIR/ca.pem" -cert "$CERTS_DIR/cassandra.pem" -key "$CERTS_DIR/cassandra-key.pem" \
-    </dev/null >/dev/null 2>&1
+  [[ $role == cassandra ]] && login=(-user cassandra -password cassandra)
+  "$CQL" -host "$(cassandra_node_addr "$n")" -port "$CASSANDRA_PORT" \
+    -ca "$CERTS_DIR/ca.pem" -cert "$CERTS_DIR/cassandra.pem" -key "$CERTS_DIR/cassandra-key.pem" "${login[@]}" "$@"
+}
+
+# cassandra_node_ready N: a real CQL round trip over mutual TLS to node N,
+# as admin, or as the default superuser before the roles exist.
+cassandra_node_ready() {
+  cassandra_cql "$1" admin -q -timeout 5s </dev/null >/dev/null 2>&1 ||
+    cassandra_cql "$1" cassandra -q -timeout 5s </dev/null >/dev/null 2>&1
 }
 
 # cassandra_node_configure N: render node N's cassandra.yaml and
@@ -234,6 +248,9 @@ cassandra_node_start() {
     "-Dcassandra.triggers_dir=$home/triggers"
     "-Djna.tmpdir=$home/tmp"
     "-Djava.io.tmpdir=$home/tmp"
+    # The default superuser exists at once, not 10 s after start, so the
+    # bootstrap can replace it without waiting.
+    "-Dcassandra.superuser_setup_delay_ms=0"
   )
   ((n == 1)) && [[ -n $CASSANDRA_JMX_PORT ]] && jvm+=("-Dcassandra.jmx.local.port=$CASSANDRA_JMX_PORT")
   # jamm measures object sizes for memtable accounting; optional in 5.0.
@@ -264,24 +281,53 @@ cassandra_node_wait() {
   wait_until 30 cassandra_node_ready "$n" || fail_server "$name" "CQL over TLS does not answer (cql probe)"
 }
 
-# cassandra_node_bootstrap N: the keyspaces. One node: analytics with one
-# replica. Ring: analytics and analytics_test (the services' tests) with
-# three replicas, created through node 1 once it is up; nodes 2 and 3 get
-# the schema when they join (IF NOT EXISTS makes it safe to repeat).
+# cassandra_node_bootstrap N: the roles and the keyspaces. One node:
+# analytics with one replica. Ring: analytics and analytics_test (the
+# services' tests) with three replicas, and system_auth replicated to every
+# node, created through node 1 once it is up; nodes 2 and 3 get the schema
+# when they join (IF NOT EXISTS makes it safe to repeat).
+#
+# Roles: admin (superuser, the operator's) replaces the default superuser
+# cassandra/cassandra, which is then disabled; analytics may log in, create
+# keyspaces (it owns, and so may drop, what it creates) and has every
+# permission on the keyspaces that exist already. No other role exists, so
+# no other workload's certificate can do anything, least of all drop a
+# keyspace.
 cassandra_node_bootstrap() {
-  local n=$1 name stmt
+  local n=$1 name stmt ks grants=""
   name=$(cassandra_node_name "$n")
   if ((CASSANDRA_HA)); then
     ((n == 1)) || return 0
-    stmt="CREATE KEYSPACE IF NOT EXISTS analytics WITH replication = $CASSANDRA_HA_REPLICATION;
+    stmt="ALTER KEYSPACE system_auth WITH replication = $CASSANDRA_HA_REPLICATION;
+CREATE KEYSPACE IF NOT EXISTS analytics WITH replication = $CASSANDRA_HA_REPLICATION;
 CREATE KEYSPACE IF NOT EXISTS analytics_test WITH replication = $CASSANDRA_HA_REPLICATION"
   else
     stmt="CREATE KEYSPACE IF NOT EXISTS analytics WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}"
   fi
-  "$CQL" -q -wait 60s -host "$(cassandra_node_addr "$n")" -port "$CASSANDRA_PORT" \
-    -ca "$CERTS_DIR/ca.pem" -cert "$CERTS_DIR/cassandra.pem" -key "$CERTS_DIR/cassandra-key.pem" \
-    "$stmt" </dev/null >>"$LOG_DIR/$name.log" 2>&1 ||
-    fail_server "$name" "creating the keyspaces failed"
+  if ! cassandra_cql "$n" admin -q -timeout 10s </dev/null >/dev/null 2>&1; then
+    cassandra_cql "$n" cassandra -q -wait 60s \
+      "CREATE ROLE IF NOT EXISTS admin WITH SUPERUSER = true AND LOGIN = true AND PASSWORD = '$(tr -d '\n' <"$CERTS_DIR/cassandra-admin.password")'" \
+      </dev/null >>"$LOG_DIR/$name.log" 2>&1 || fail_server "$name" "creating the admin role failed"
+  fi
+  cassandra_cql "$n" admin -q -wait 60s "ALTER ROLE cassandra WITH SUPERUSER = false AND LOGIN = false" \
+    </dev/null >>"$LOG_DIR/$name.log" 2>&1 || true # gone already, or never there
+  cassandra_cql "$n" admin -q -wait 60s "$stmt;
+CREATE ROLE IF NOT EXISTS analytics WITH LOGIN = true AND PASSWORD = '$(tr -d '\n' <"$CERTS_DIR/cassandra-analytics.password")';
+GRANT CREATE ON ALL KEYSPACES TO analytics" </dev/null >>"$LOG_DIR/$name.log" 2>&1 ||
+    fail_server "$name" "creating the keyspaces and the analytics role failed"
+  # A role kept from before new password files were made: set the new one.
+  if ! cassandra_cql "$n" analytics -q -timeout 10s </dev/null >/dev/null 2>&1; then
+    cassandra_cql "$n" admin -q "ALTER ROLE analytics WITH PASSWORD = '$(tr -d '\n' <"$CERTS_DIR/cassandra-analytics.password")'" \
+      </dev/null >>"$LOG_DIR/$name.log" 2>&1 || fail_server "$name" "setting the analytics role's password failed"
+  fi
+  # Keyspaces created before there were roles (an older stack) belong to
+  # nobody: give them to analytics.
+  while read -r ks; do
+    [[ -z $ks || $ks == keyspace_name || $ks == system* ]] && continue
+    grants+="GRANT ALL PERMISSIONS ON KEYSPACE \"$ks\" TO analytics;"
+  done < <(cassandra_cql "$n" admin -q "SELECT keyspace_name FROM system_schema.keyspaces" </dev/null 2>>"$LOG_DIR/$name.log")
+  cassandra_cql "$n" admin -q "$grants" </dev/null >>"$LOG_DIR/$name.log" 2>&1 ||
+    fail_server "$name" "granting the keyspaces to analytics failed"
 }
 
 cassandra_node_stop() {
@@ -342,6 +388,8 @@ cassandra_env() {
   echo "export STRATA_CASSANDRA_CA=$(printf %q "$CERTS_DIR/ca.pem")"
   echo "export STRATA_CASSANDRA_CERT=$(printf %q "$CERTS_DIR/analytics.pem")"
   echo "export STRATA_CASSANDRA_KEY=$(printf %q "$CERTS_DIR/analytics-key.pem")"
+  echo "export STRATA_CASSANDRA_USERNAME=analytics"
+  echo "export STRATA_CASSANDRA_PASSWORD_FILE=$(printf %q "$CERTS_DIR/cassandra-analytics.password")"
   if ((CASSANDRA_HA)); then
     echo "export STRATA_CASSANDRA_HOSTS=$(IFS=,; echo "${CASSANDRA_NODES[*]}")"
     echo "export STRATA_CASSANDRA_REPLICATION=$(printf %q "$CASSANDRA_HA_REPLICATION")"

@@ -172,6 +172,12 @@ ensure_certs() {
     [[ -s $CERTS_DIR/$f.pem ]] || missing=1
   done
   [[ -s $CERTS_DIR/ca-key.pem ]] || missing=1
+  # Store certificates come from the store CA; Redis and Cassandra want
+  # each user's password (a stack made before either gets them now).
+  [[ -s $CERTS_DIR/store-ca.pem ]] || missing=1
+  for f in redis-admin redis-session cassandra-admin cassandra-analytics; do
+    [[ -s $CERTS_DIR/$f.password ]] || missing=1
+  done
   if ((!missing)); then
     # A workload added since the certificates were made gets its own leaf;
     # the others are left as they are.

@@ -58,12 +58,49 @@ redis_disable_system_service() {
 }
 
 # rd_cli PORT ARGS...: redis-cli over mutual TLS with the redis certificate
-# (it is also a client certificate of the project CA), at most 5 s.
+# (it is also a client certificate of the project CA), at most 5 s. A Redis
+# node is asked as the ACL user admin (password through REDISCLI_AUTH, never
+# on the command line); a Sentinel has no users.
 rd_cli() {
-  local port=$1
+  local port=$1 p
   shift
-  timeout 5 redis-cli --tls --cacert "$CERTS_DIR/ca.pem" --cert "$CERTS_DIR/redis.pem" \
-    --key "$CERTS_DIR/redis-key.pem" -h 127.0.0.1 -p "$port" "$@"
+  local -a cli=(timeout 5 redis-cli --tls --cacert "$CERTS_DIR/ca.pem" --cert "$CERTS_DIR/redis.pem"
+    --key "$CERTS_DIR/redis-key.pem" -h 127.0.0.1 -p "$port" --no-auth-warning)
+  for p in "${SENTINEL_PORTS[@]}"; do
+    if [[ $p == "$port" ]]; then
+      "${cli[@]}" "$@"
+      return
+    fi
+  done
+  REDISCLI_AUTH=$(redis_password admin) "${cli[@]}" --user admin "$@"
+}
+
+# redis_password USER: the ACL user's password (tools/cmd/certs makes one per
+# user in certs/redis-USER.password).
+redis_password() { tr -d '\n' <"$CERTS_DIR/redis-$1.password"; }
+
+# redis_acl FILE: the ACL users. A client certificate from the project CA
+# only opens the TLS connection; every command then needs a user:
+#   default  off: no command without AUTH.
+#   admin    the stack scripts, replication and Sentinel: everything.
+#   session  the session service, the cache's only user: its own
+#            session:* keys, reads and writes, nothing dangerous or
+#            administrative; no other workload (the ledger, the load tool)
+#            has a Redis user, so their certificates cannot write a session.
+# Passwords are stored as SHA-256 (#...), as Redis compares them.
+redis_acl() {
+  local f=$1 admin session
+  admin=$(redis_password admin | sha256sum | cut -d' ' -f1)
+  session=$(redis_password session | sha256sum | cut -d' ' -f1)
+  (
+    umask 077
+    cat >"$f.tmp" <<ACL
+user default off
+user admin on #$admin ~* &* +@all
+user session on #$session ~session:* resetchannels -@all +@read +@write +@connection -@dangerous -@admin
+ACL
+  )
+  mv -f "$f.tmp" "$f"
 }
 
 redis_cli() { rd_cli "$REDIS_PORT" "$@"; }
@@ -126,10 +163,12 @@ rd_node_start() {
     fail_server "$name" "port $R_PORT on 127.0.0.1 is already in use by another process"
   fi
   rotate_log "$name"
+  redis_acl "$R_HOME/users.acl"
   if [[ ${STRATA_HA:-0} == 1 ]]; then
-    # An empty config file each start: only Sentinel's CONFIG REWRITE
-    # writes to it; the command line below decides the role.
-    : >"$R_HOME/redis.conf"
+    # A fresh config file each start: only Sentinel's CONFIG REWRITE
+    # writes to it; the command line below decides the role. A replica
+    # authenticates to its master as admin (kept out of the command line).
+    (umask 077 && printf 'masteruser admin\nmasterauth %s\n' "$(redis_password admin)" >"$R_HOME/redis.conf")
     ha=("$R_HOME/redis.conf")
     master=$(sentinel_master_port)
     if [[ $master != "$R_PORT" ]]; then
@@ -157,6 +196,7 @@ rd_node_start() {
     --tls-key-file "$CERTS_DIR/redis-key.pem" \
     --tls-ca-cert-file "$CERTS_DIR/ca.pem" \
     --tls-auth-clients yes \
+    --aclfile "$R_HOME/users.acl" \
     --tls-protocols "TLSv1.2 TLSv1.3" \
     --dir "$R_HOME" \
     --save "" \
@@ -228,6 +268,8 @@ redis_env() {
   echo "export STRATA_REDIS_PORT=$REDIS_PORT"
   echo "export STRATA_REDIS_ADDR=127.0.0.1:$REDIS_PORT"
   echo "export STRATA_REDIS_URL=rediss://127.0.0.1:$REDIS_PORT/0"
+  echo "export STRATA_REDIS_USERNAME=session"
+  echo "export STRATA_REDIS_PASSWORD_FILE=$(printf %q "$CERTS_DIR/redis-session.password")"
 }
 
 redis_replica_install() { redis_install; }
@@ -288,6 +330,8 @@ sentinel announce-ip 127.0.0.1
 sentinel announce-port $port
 sentinel resolve-hostnames no
 sentinel monitor $REDIS_MASTER_NAME 127.0.0.1 $(sentinel_master_port) $SENTINEL_QUORUM
+sentinel auth-user $REDIS_MASTER_NAME admin
+sentinel auth-pass $REDIS_MASTER_NAME $(redis_password admin)
 sentinel down-after-milliseconds $REDIS_MASTER_NAME $SENTINEL_DOWN_AFTER_MS
 sentinel failover-timeout $REDIS_MASTER_NAME $SENTINEL_FAILOVER_TIMEOUT_MS
 sentinel parallel-syncs $REDIS_MASTER_NAME 1

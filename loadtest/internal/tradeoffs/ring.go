@@ -21,6 +21,8 @@ type RingConfig struct {
 	Hosts    []string // every node, e.g. 127.0.0.1, 127.0.0.2, 127.0.0.3
 	Port     int
 	TLS      *tls.Config // mutual TLS with a workload certificate
+	// Username and Password log in as a Cassandra role (analytics).
+	Username, Password string
 	Keyspace string      // replication factor 3
 	// Rate arrivals per second for Duration, shared by the six operations
 	// (write and read at each level) in turn: the same moments, the same
@@ -72,6 +74,7 @@ func MeasureRing(ctx context.Context, cfg RingConfig) (res *RingResult, err erro
 		c.Port, c.Keyspace = cfg.Port, cfg.Keyspace
 		c.Timeout, c.ConnectTimeout = timeout, 5*time.Second
 		c.SslOpts = &gocql.SslOptions{Config: cfg.TLS}
+		c.Authenticator = gocql.PasswordAuthenticator{Username: cfg.Username, Password: cfg.Password}
 		// As the analytics service: token-aware, no driver retries.
 		c.PoolConfig.HostSelectionPolicy = gocql.TokenAwareHostPolicy(gocql.RoundRobinHostPolicy(), gocql.ShuffleReplicas())
 		c.ReconnectInterval = time.Second

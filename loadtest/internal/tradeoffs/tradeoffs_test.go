@@ -158,6 +158,7 @@ func measureRing(t *testing.T, cfg tradeoffs.RingConfig, log *bytes.Buffer) *tra
 	t.Logf("cassandra ring up in %s", time.Since(start).Round(100*time.Millisecond))
 	cfg.Hosts, cfg.Port, cfg.Keyspace = h.CassandraNodes, h.CassandraPort, "analytics_test"
 	cfg.TLS = h.Source(t, "analytics").StoreConfig(h.CassandraNodes[0])
+	cfg.Username, cfg.Password = "analytics", h.Password(t, "cassandra", "analytics")
 	cfg.Down = "cassandra3"
 	cfg.StopNode = func() error { return ha("stop cassandra3") }
 	cfg.StartNode = func() error { return ha("start cassandra3") }

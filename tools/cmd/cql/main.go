@@ -15,9 +15,12 @@
 //
 // Defaults come from the environment that `stack.sh env` prints:
 // STRATA_CASSANDRA_HOST, STRATA_CASSANDRA_PORT, STRATA_CASSANDRA_CA,
-// STRATA_CASSANDRA_CERT, STRATA_CASSANDRA_KEY; without them the certificates
-// are taken from $STRATA_STACK_DIR/certs or the nearest .stack/certs above the
-// working directory, with the analytics workload's client certificate.
+// STRATA_CASSANDRA_CERT, STRATA_CASSANDRA_KEY, STRATA_CASSANDRA_USERNAME,
+// STRATA_CASSANDRA_PASSWORD_FILE; without them the certificates are taken
+// from $STRATA_STACK_DIR/certs or the nearest .stack/certs above the working
+// directory, with the analytics workload's client certificate and role
+// (PasswordAuthenticator: the certificate opens the connection, the role's
+// password logs in).
 package main
 
 import (
@@ -30,6 +33,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -46,6 +50,7 @@ func main() {
 
 type options struct {
 	host, ca, cert, key, keyspace, consistency, serverName string
+	user, password, passwordFile                           string
 	port                                                   int
 	wait, timeout                                          time.Duration
 	useTLS, quiet                                          bool
@@ -62,6 +67,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.cert, "cert", envOr("STRATA_CASSANDRA_CERT", filepath.Join(certs, "analytics.pem")), "client certificate (PEM); empty to send none")
 	fs.StringVar(&o.key, "key", envOr("STRATA_CASSANDRA_KEY", filepath.Join(certs, "analytics-key.pem")), "client private key (PEM)")
 	fs.StringVar(&o.serverName, "server-name", "", "name to verify in the server certificate (default: -host)")
+	fs.StringVar(&o.user, "user", envOr("STRATA_CASSANDRA_USERNAME", "analytics"), "role to log in as; empty to send no credentials")
+	fs.StringVar(&o.passwordFile, "password-file", envOr("STRATA_CASSANDRA_PASSWORD_FILE", filepath.Join(certs, "cassandra-analytics.password")),
+		"file holding the role's password")
+	fs.StringVar(&o.password, "password", "", "the role's password itself (only for the well-known default superuser's; prefer -password-file)")
 	fs.StringVar(&o.keyspace, "keyspace", "", "keyspace to use")
 	fs.StringVar(&o.consistency, "consistency", "ONE", "consistency level of the statements")
 	fs.DurationVar(&o.wait, "wait", 0, "keep retrying the connection this long before giving up (e.g. 120s)")
@@ -152,6 +161,17 @@ func (o *options) cluster() (*gocql.ClusterConfig, error) {
 		return nil, err
 	}
 	c.Consistency = cons
+	if o.user != "" {
+		pw := o.password
+		if pw == "" {
+			b, err := os.ReadFile(o.passwordFile)
+			if err != nil {
+				return nil, fmt.Errorf("password of %s: %w", o.user, err)
+			}
+			pw = strings.TrimSpace(string(b))
+		}
+		c.Authenticator = gocql.PasswordAuthenticator{Username: o.user, Password: pw}
+	}
 	if o.useTLS {
 		tc, err := o.tlsConfig()
 		if err != nil {
@@ -316,8 +336,13 @@ func onlyComments(s string) bool {
 	return true
 }
 
+// passwordLiteral matches the password of CREATE/ALTER ROLE, which must
+// not reach an error message or a log.
+var passwordLiteral = regexp.MustCompile(`(?i)(PASSWORD\s*=\s*)'(?:[^']|'')*'`)
+
 func abbreviate(stmt string) string {
 	s := strings.Join(strings.Fields(stmt), " ")
+	s = passwordLiteral.ReplaceAllString(s, "$1'****'")
 	if len(s) > 80 {
 		s = s[:77] + "..."
 	}

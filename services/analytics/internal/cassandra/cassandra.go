@@ -14,6 +14,7 @@ import (
 
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
 
+	"github.com/strata-ref/strata/libs/config"
 	"github.com/strata-ref/strata/libs/mtls"
 )
 
@@ -32,6 +33,10 @@ type Config struct {
 	LocalDC string
 	Timeout time.Duration
 	TLS     *mtls.Source
+	// Username and Password log in (PasswordAuthenticator); empty: no
+	// credentials, which a cluster with authentication refuses.
+	Username string
+	Password config.Secret
 	// StartTimeout bounds how long Open waits for the cluster.
 	StartTimeout time.Duration
 }
@@ -69,6 +74,10 @@ func cluster(cfg Config, keyspace string) *gocql.ClusterConfig {
 	// Every node presents the cassandra store certificate, whose IP SANs
 	// cover all nodes of the ring; it is verified against the first host.
 	c.SslOpts = &gocql.SslOptions{Config: cfg.TLS.StoreConfig(cfg.Hosts[0])}
+	if cfg.Username != "" {
+		c.Authenticator = gocql.PasswordAuthenticator{Username: cfg.Username, Password: cfg.Password.Reveal(),
+			AllowedAuthenticators: []string{"org.apache.cassandra.auth.PasswordAuthenticator"}}
+	}
 	// Token-aware routing: a statement with a partition key goes straight
 	// to a live replica of that key, which coordinates it without an extra
 	// hop; replicas are shuffled so reads spread over all of them. On a

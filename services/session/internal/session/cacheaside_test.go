@@ -71,6 +71,7 @@ func setup(t testing.TB, cfg session.Config) *fixture {
 	}
 	t.Cleanup(pool.Close)
 	rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:" + strconv.Itoa(st.RedisPort), TLSConfig: src.StoreConfig("127.0.0.1"),
+		Username: "session", Password: st.Password(t, "redis", "session"),
 		DialTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, MaxRetries: -1, PoolSize: 64})
 	t.Cleanup(func() { rdb.Close() })
 	clk := &clock{t: time.Now().UTC().Truncate(time.Microsecond)}
