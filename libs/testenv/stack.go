@@ -153,7 +153,9 @@ func (s *Stack) Env(name string) map[string]string {
 
 // PasswordFile is the file holding a store user's password (pki.StoreUsers:
 // redis admin and session, cassandra admin and analytics).
-func (s *Stack) PasswordFile(store, user string) string { return pki.PasswordFile(s.Certs, store, user) }
+func (s *Stack) PasswordFile(store, user string) string {
+	return pki.PasswordFile(s.Certs, store, user)
+}
 
 // Password reads a store user's password.
 func (s *Stack) Password(t testing.TB, store, user string) string {

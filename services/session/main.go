@@ -37,15 +37,15 @@ type settings struct {
 	PGURL string `env:"STRATA_PG_URL,required"`
 	// RedisAddr is the single Redis node; with Sentinels set (the HA
 	// topology) it is ignored and Sentinel names the current master.
-	RedisAddr       string        `env:"STRATA_REDIS_ADDR"`
-	RedisSentinels  []string      `env:"STRATA_REDIS_SENTINELS" envSeparator:","`
-	RedisMasterName string        `env:"STRATA_REDIS_MASTER_NAME"`
+	RedisAddr       string   `env:"STRATA_REDIS_ADDR"`
+	RedisSentinels  []string `env:"STRATA_REDIS_SENTINELS" envSeparator:","`
+	RedisMasterName string   `env:"STRATA_REDIS_MASTER_NAME"`
 	// RedisUsername is the session service's Redis ACL user; its password
 	// is read from RedisPasswordFile. The client certificate alone opens
 	// the connection but runs no command (docs/transport-security.md).
-	RedisUsername     string `env:"STRATA_REDIS_USERNAME" envDefault:"session"`
-	RedisPasswordFile string `env:"STRATA_REDIS_PASSWORD_FILE,required"`
-	CacheTTL        time.Duration `env:"STRATA_SESSION_CACHE_TTL" envDefault:"5m"`
+	RedisUsername     string        `env:"STRATA_REDIS_USERNAME" envDefault:"session"`
+	RedisPasswordFile string        `env:"STRATA_REDIS_PASSWORD_FILE,required"`
+	CacheTTL          time.Duration `env:"STRATA_SESSION_CACHE_TTL" envDefault:"5m"`
 	// CacheDisabled serves every read from Postgres: the benchmark baseline.
 	CacheDisabled bool `env:"STRATA_SESSION_CACHE_DISABLED"`
 }
@@ -141,7 +141,7 @@ func newRedisClient(cfg settings, src *mtls.Source) (*goredis.Client, error) {
 		}
 		return goredis.NewFailoverClient(&goredis.FailoverOptions{MasterName: cfg.RedisMasterName, SentinelAddrs: sentinels,
 			Username: cfg.RedisUsername, Password: password.Reveal(),
-			Dialer:   tlsDialer(src),
+			Dialer:      tlsDialer(src),
 			DialTimeout: redisDialTimeout, ReadTimeout: redisIOTimeout, WriteTimeout: redisIOTimeout,
 			PoolSize: redisPoolSize, MinIdleConns: redisMinIdle, MaxRetries: -1}), nil
 	}

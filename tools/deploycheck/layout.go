@@ -1,6 +1,9 @@
 package deploycheck
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -24,6 +27,16 @@ type Consumer struct {
 	// Keystore also writes keystore.pem (key then certificate in one file),
 	// the form Cassandra's PEMBasedSslContextFactory reads.
 	Keystore bool
+	// Passwords are the store users' password files it gets
+	// (<store>-<user>.password, mode 0600): a service its own store user's,
+	// a store the ones it sets up.
+	Passwords []string
+	// RedisACL also writes users.acl, Redis's ACL users with the passwords'
+	// SHA-256 (deploy/native/lib/redis.sh writes the same natively).
+	RedisACL bool
+	// CQLCredentials also writes cqlsh-credentials, the admin role's login
+	// for cqlsh (the healthcheck and the role setup).
+	CQLCredentials bool
 }
 
 // CertsMount is where every container mounts its directory of the volume.
@@ -42,14 +55,14 @@ const (
 var Consumers = []Consumer{
 	{Name: "auth", UID: UIDNonroot},
 	{Name: "ledger", UID: UIDNonroot},
-	{Name: "analytics", UID: UIDNonroot},
-	{Name: "session", UID: UIDNonroot},
+	{Name: "analytics", UID: UIDNonroot, Passwords: []string{"cassandra-analytics"}},
+	{Name: "session", UID: UIDNonroot, Passwords: []string{"redis-session"}},
 	{Name: "console", UID: UIDNonroot},
 	{Name: "loadtest", UID: UIDNonroot},
 	{Name: "prometheus", UID: UIDNobody},
 	{Name: "postgres", UID: UIDStore},
-	{Name: "redis", UID: UIDStore},
-	{Name: "cassandra", UID: UIDStore, Keystore: true},
+	{Name: "redis", UID: UIDStore, Passwords: []string{"redis-admin"}, RedisACL: true},
+	{Name: "cassandra", UID: UIDStore, Keystore: true, Passwords: []string{"cassandra-admin", "cassandra-analytics"}, CQLCredentials: true},
 	{Name: "postgres-replica", UID: UIDStore, Leaves: []string{"postgres", "replicator"}},
 }
 
@@ -110,6 +123,35 @@ func Lay(caDir, out string, o LayoutOptions) error {
 		if c.Keystore {
 			files = append(files, file{"keystore.pem", append(append([]byte{}, key...), cert...), 0o600})
 		}
+		pw := func(name string) ([]byte, error) {
+			b, err := os.ReadFile(filepath.Join(caDir, name+".password"))
+			return bytes.TrimSpace(b), err
+		}
+		for _, name := range c.Passwords {
+			b, err := pw(name)
+			if err != nil {
+				return err
+			}
+			files = append(files, file{name + ".password", append(b, '\n'), 0o600})
+		}
+		if c.RedisACL {
+			admin, err := pw("redis-admin")
+			if err != nil {
+				return err
+			}
+			session, err := pw("redis-session")
+			if err != nil {
+				return err
+			}
+			files = append(files, file{"users.acl", []byte(RedisACL(admin, session)), 0o600})
+		}
+		if c.CQLCredentials {
+			admin, err := pw("cassandra-admin")
+			if err != nil {
+				return err
+			}
+			files = append(files, file{"cqlsh-credentials", []byte("[PlainTextAuthProvider]\nusername = admin\npassword = " + string(admin) + "\n"), 0o600})
+		}
 		for _, f := range files {
 			if err := pki.WriteFileAtomic(filepath.Join(dir, f.name), f.data, f.mode, uid); err != nil {
 				return fmt.Errorf("%s: %w", c.Name, err)
@@ -122,4 +164,15 @@ func Lay(caDir, out string, o LayoutOptions) error {
 		}
 	}
 	return nil
+}
+
+// RedisACL is the ACL file of the compose Redis, the same users as the
+// native stack's (deploy/native/lib/redis.sh): default off, admin for the
+// healthcheck, replication and Sentinel, session for the session service's
+// session:* keys only.
+func RedisACL(adminPassword, sessionPassword []byte) string {
+	h := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+	return "user default off\n" +
+		"user admin on #" + h(adminPassword) + " ~* &* +@all\n" +
+		"user session on #" + h(sessionPassword) + " ~session:* resetchannels -@all +@read +@write +@connection -@dangerous -@admin\n"
 }

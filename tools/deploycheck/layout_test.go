@@ -32,6 +32,15 @@ func TestLay(t *testing.T) {
 		if c.Keystore {
 			want["keystore.pem"] = 0o600
 		}
+		for _, p := range c.Passwords {
+			want[p+".password"] = 0o600
+		}
+		if c.RedisACL {
+			want["users.acl"] = 0o600
+		}
+		if c.CQLCredentials {
+			want["cqlsh-credentials"] = 0o600
+		}
 		entries, err := os.ReadDir(dir)
 		if err != nil {
 			t.Fatal(err)

@@ -18,12 +18,12 @@ import (
 // (deploy/native/ha.env), straight through the driver, so the figures are
 // Cassandra's and not the analytics service's.
 type RingConfig struct {
-	Hosts    []string // every node, e.g. 127.0.0.1, 127.0.0.2, 127.0.0.3
-	Port     int
-	TLS      *tls.Config // mutual TLS with a workload certificate
+	Hosts []string // every node, e.g. 127.0.0.1, 127.0.0.2, 127.0.0.3
+	Port  int
+	TLS   *tls.Config // mutual TLS with a workload certificate
 	// Username and Password log in as a Cassandra role (analytics).
 	Username, Password string
-	Keyspace string      // replication factor 3
+	Keyspace           string // replication factor 3
 	// Rate arrivals per second for Duration, shared by the six operations
 	// (write and read at each level) in turn: the same moments, the same
 	// noise. DownDuration is the same with one node stopped.

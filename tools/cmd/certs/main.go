@@ -3,6 +3,10 @@
 // by default):
 //
 //	ca.pem, ca-key.pem            the private CA (kept across runs)
+//	store-ca.pem, store-ca-key.pem  the store CA, an intermediate that issues
+//	                              only the stores' certificates (kept)
+//	<store>-<user>.password       each Redis ACL user's and Cassandra role's
+//	                              password (made once, kept)
 //	<name>.pem, <name>-key.pem    one leaf per workload and store
 //
 // Workloads (auth, ledger, analytics, session, loadtest, prometheus, console) get an
