@@ -10,6 +10,7 @@ import (
 	"html"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -268,11 +269,43 @@ func (a *app) logout(fs *flag.FlagSet) func(context.Context, []string) error {
 		if err != nil {
 			return err
 		}
+		s, ok := all[a.cfg.issuer]
 		delete(all, a.cfg.issuer)
 		if err := a.saveTokens(all); err != nil {
 			return err
 		}
-		fmt.Fprintln(a.stderr, "Signed out: the stored tokens are gone.")
+		if ok && s.RefreshToken != "" {
+			// The refresh token would outlive the file: the provider
+			// revokes it (RFC 7009), and with it its family.
+			if err := a.revoke(ctx, s.RefreshToken); err != nil {
+				fmt.Fprintf(a.stderr, "The stored tokens are gone, but the provider did not revoke the refresh token: %v\n", err)
+				return nil
+			}
+		}
+		fmt.Fprintln(a.stderr, "Signed out: the stored tokens are gone and the refresh token is revoked.")
 		return nil
 	}
+}
+
+// revoke asks the provider to revoke a token (RFC 7009, public client).
+func (a *app) revoke(ctx context.Context, token string) error {
+	hc, err := a.httpClient()
+	if err != nil {
+		return err
+	}
+	form := url.Values{"token": {token}, "token_type_hint": {"refresh_token"}, "client_id": {clientID}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(a.cfg.issuer, "/")+"/oauth2/revoke", strings.NewReader(form.Encode()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("revocation endpoint answered %d", resp.StatusCode)
+	}
+	return nil
 }

@@ -194,6 +194,25 @@ func TestCommandLine(t *testing.T) {
 		var ss struct{ Sessions []struct{ SID string } }
 		c.json(&ss, "sessions")
 		sid := peek(tok).SID
+		// Signing out revokes the refresh token: the stored pair is gone
+		// and the provider refuses the refresh token from then on.
+		all, err := (&app{configDir: func() (string, error) { return c.config, nil }}).loadTokens()
+		if err != nil {
+			t.Fatal(err)
+		}
+		refresh := all[sys.Issuer].RefreshToken
+		c.must("logout")
+		if r := c.run("accounts"); r.code != 1 || !strings.Contains(r.stderr, "strata login") {
+			t.Fatalf("after logout: exit %d, %q", r.code, r.stderr)
+		}
+		if _, err := (&oidclogin.Client{Issuer: sys.Issuer, ClientID: clientID, HTTP: browser}).Refresh(context.Background(), refresh); err == nil {
+			t.Fatal("the refresh token still works after logout")
+		}
+		// The access token stays valid until it expires, unless its session
+		// is ended: store it back to use it once more.
+		if err := (&app{configDir: func() (string, error) { return c.config, nil }}).saveTokens(map[string]stored{sys.Issuer: {AccessToken: tok, ExpiresAt: time.Now().Add(5 * time.Minute)}}); err != nil {
+			t.Fatal(err)
+		}
 		c.must("sessions", "revoke", sid)
 		r := c.run("transfer", "--from", a.ID, "--to", b.ID, "--amount", "1", "--currency", "EUR")
 		if r.code != 1 || !strings.Contains(r.stderr, "401") || !strings.Contains(r.stderr, "strata login") {
