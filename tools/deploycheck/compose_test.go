@@ -410,7 +410,8 @@ func addresses(v string) []string {
 
 // TestComposeCertificatePaths lays the certificates out as the certs job
 // does and checks that every certificate path a container is given exists
-// in the directory it mounts, and that each container mounts only its own.
+// in the directory it mounts, and that each container mounts only its own
+// volume, which the certs job fills.
 func TestComposeCertificatePaths(t *testing.T) {
 	p := loadCompose(t)
 	out := t.TempDir()
@@ -418,23 +419,36 @@ func TestComposeCertificatePaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	certRef := regexp.MustCompile(regexp.QuoteMeta(CertsMount) + `/[A-Za-z0-9._-]+`)
+	// The certs job fills every consumer's volume, mounted at CertsMount/<name>.
+	filled := map[string]bool{}
+	for _, v := range p.Services["certs"].Volumes {
+		if strings.HasPrefix(v.Source, "certs-") {
+			own := strings.TrimPrefix(v.Source, "certs-")
+			if v.Target != CertsMount+"/"+own || v.ReadOnly {
+				t.Errorf("certs: mounts %s as %+v; want it writable at %s/%s", v.Source, v, CertsMount, own)
+			}
+			filled[own] = true
+		}
+	}
+	for _, c := range Consumers {
+		if !filled[c.Name] {
+			t.Errorf("certs: does not fill the volume certs-%s of consumer %s", c.Name, c.Name)
+		}
+	}
 	for name, s := range p.Services {
 		var sub string
 		for _, v := range s.Volumes {
-			if v.Source != "certs" {
-				continue
-			}
-			if name == "certs" {
+			if !strings.HasPrefix(v.Source, "certs") || name == "certs" {
 				continue
 			}
 			own := name
 			if name != "postgres-replica" {
 				own = replicaOf(p, name) // a replica shares its primary's identity
 			}
-			if v.Target != CertsMount || !v.ReadOnly || v.Volume == nil || v.Volume.Subpath != own {
-				t.Errorf("%s: mounts the certs volume as %+v; want its own subpath %q read-only at %s", name, v, own, CertsMount)
+			if v.Source != "certs-"+own || v.Target != CertsMount || !v.ReadOnly {
+				t.Errorf("%s: mounts %s as %+v; want its own volume certs-%s read-only at %s", name, v.Source, v, own, CertsMount)
 			}
-			sub = v.Volume.Subpath
+			sub = strings.TrimPrefix(v.Source, "certs-")
 		}
 		// Everything that names a certificate file: environment, command,
 		// healthcheck and the config files bind-mounted from the repository.

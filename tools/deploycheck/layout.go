@@ -12,8 +12,8 @@ import (
 	"github.com/strata-ref/strata/libs/pki"
 )
 
-// Consumer is one container that mounts its own directory of the compose
-// `certs` volume (a volume subpath named after it) at CertsMount. It sees
+// Consumer is one container that mounts its own compose volume
+// certs-<Name> (filled by the certs job) at CertsMount. It sees
 // the CA certificate and its own key pair, nothing else: a compromised
 // container holds no other workload's key.
 type Consumer struct {
