@@ -114,3 +114,7 @@ contract: stack-up ## Boot the services on free ports and run schemathesis (pinn
 .PHONY: api-docs
 api-docs: ## Lint each service's OpenAPI document and render it to a static HTML reference (Redoc) in out/api/index.html.
 	@bash tools/apidocs/build.sh
+
+.PHONY: compose-test
+compose-test: ## Bring docker-compose.yml up for real (Docker Engine and Compose v2 installed if missing; local stand-ins of the third-party images, deploy/ci) and drive it end to end from the host; then down -v.
+	@bash deploy/ci/compose-test.sh

@@ -5,6 +5,7 @@
 //	strata-load list         the scenarios
 //	strata-load SCENARIO     baseline | ramp | overload | flood | breaker | cache | retry-storm | hot-account
 //	strata-load chaos        fault drills on the real processes under load (docs/chaos.md)
+//	strata-load smoke        one end-to-end pass: sign-in, transfer and replay, activity, revoke, 429s, trace, metrics
 //
 // A scenario signs users in through the OIDC code + PKCE flow (users seeded
 // with `auth seed -users N`), measures the system's capacity unless
@@ -111,6 +112,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return probe(ctx, src, o, stdout)
 	case "chaos":
 		return runChaos(ctx, fs.Args()[1:], src, o, stdout)
+	case "smoke":
+		return runSmoke(ctx, fs.Args()[1:], src, o, stdout)
 	case "list", "":
 		names := make([]string, 0, len(scenario.Specs))
 		for n := range scenario.Specs {
