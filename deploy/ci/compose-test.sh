@@ -15,7 +15,8 @@
 #     Idempotency-Key and its replay, the transfer in analytics' activity, a
 #     session revoked, an overload shed with 429s, the transfer's trace in
 #     Jaeger and each service's series in Prometheus;
-#  6. `docker compose down -v`.
+#  6. no ERROR or FATAL line in any container's log;
+#  7. `docker compose down -v`.
 #
 # Variables: STRATA_CI_CACHE, STRATA_DOCKER_DATA_ROOT (lib.sh),
 # STRATA_COMPOSE_KEEP=1 leaves the system up after the check.
@@ -27,6 +28,8 @@ cd "$REPO"
 
 export COMPOSE_FILE=$REPO/docker-compose.yml:$CI_DIR/compose.ci.yml
 export COMPOSE_PROJECT_NAME=strata-ci
+# Builds go through the daemon's BuildKit (no buildx plugin here).
+export COMPOSE_BAKE=false
 compose() { $DOCKER compose "$@"; }
 WORK=$(mktemp -d)
 
@@ -51,7 +54,6 @@ cleanup() {
 trap cleanup EXIT
 
 ensure_engine
-ensure_compose
 ensure_standins
 
 # Leftovers of an interrupted run would hold the old volumes (and CA).
@@ -62,7 +64,7 @@ mapfile -t own < <(compose config --format json | python3 -c '
 import json, sys
 for name, s in json.load(sys.stdin)["services"].items():
     if "build" in s: print(name)')
-compose build --progress quiet "${own[@]}"
+compose --progress quiet build "${own[@]}"
 
 step "docker compose up -d --wait (default topology)"
 UP=1
@@ -90,5 +92,15 @@ step "drive it from the host (strata-load smoke)"
   -auth https://localhost:18441 -ledger https://localhost:18442 \
   -analytics https://localhost:18443 -session https://localhost:18444 \
   smoke -jaeger http://127.0.0.1:26686 -prometheus http://127.0.0.1:19090
+
+# What the run did not show as a failed step may still be in the logs: a
+# store refusing a healthcheck, a service logging an error.
+step "no errors in the containers' logs"
+errors=$(compose logs --no-color 2>&1 |
+  grep -E '"level":"(ERROR|error|fatal|panic)"| (ERROR|FATAL|PANIC):  |\| (ERROR|FATAL) |'$'\t''error'$'\t' || true)
+if [[ -n $errors ]]; then
+  echo "$errors" | cut -c1-300 | sort | uniq -c | sort -rn | head -20
+  die "$(echo "$errors" | wc -l) error lines in the logs"
+fi
 
 step "compose-test passed: healthy after ${healthy}s, ${total} MiB in use"

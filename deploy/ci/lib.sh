@@ -92,11 +92,12 @@ ensure_compose() {
   if $DOCKER compose version 2>/dev/null | grep -q 'v2\.'; then
     return
   fi
-  step "build Compose $COMPOSE_VERSION from the Go module proxy"
+  [[ -x $CACHE/bin/docker-compose-$COMPOSE_VERSION ]] || step "build Compose $COMPOSE_VERSION from the Go module proxy"
   go_build_module "github.com/docker/compose/v2@$COMPOSE_VERSION" ./cmd "$CACHE/bin/docker-compose-$COMPOSE_VERSION" \
     "-X github.com/docker/compose/v2/internal.Version=$COMPOSE_VERSION"
-  mkdir -p "$HOME/.docker/cli-plugins"
-  ln -sf "$CACHE/bin/docker-compose-$COMPOSE_VERSION" "$HOME/.docker/cli-plugins/docker-compose"
+  local plugins=${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins
+  mkdir -p "$plugins"
+  ln -sf "$CACHE/bin/docker-compose-$COMPOSE_VERSION" "$plugins/docker-compose"
   $DOCKER compose version >/dev/null || die "docker compose does not run"
 }
 
@@ -236,16 +237,44 @@ build_otelcol() {
   rm -rf "$work"
 }
 
+# go_binaries: every program built from the Go module proxy (Compose, the
+# Dockerfile frontend, the collector, Jaeger), each only when not cached.
+# Run in the background while the Debian-based stand-ins build: those wait
+# on the network and dpkg, these on the CPU.
+go_binaries() {
+  local c=$CACHE/bin
+  [[ -x $c/docker-compose-$COMPOSE_VERSION ]] || go_build_module "github.com/docker/compose/v2@$COMPOSE_VERSION" ./cmd \
+    "$c/docker-compose-$COMPOSE_VERSION" "-X github.com/docker/compose/v2/internal.Version=$COMPOSE_VERSION"
+  [[ -x $c/dockerfile-frontend-$BUILDKIT_VERSION ]] || build_frontend "$c/dockerfile-frontend-$BUILDKIT_VERSION"
+  [[ -x $c/otelcol-contrib-$OTELCOL_VERSION ]] || build_otelcol "$c/otelcol-contrib-$OTELCOL_VERSION"
+  [[ -x $c/all-in-one-linux-$JAEGER_VERSION ]] || build_jaeger "$c/all-in-one-linux-$JAEGER_VERSION"
+}
+
 ensure_standins() {
+  local go_pid
+  if [[ ! -x $CACHE/bin/docker-compose-$COMPOSE_VERSION || ! -x $CACHE/bin/dockerfile-frontend-$BUILDKIT_VERSION ||
+    ! -x $CACHE/bin/otelcol-contrib-$OTELCOL_VERSION || ! -x $CACHE/bin/all-in-one-linux-$JAEGER_VERSION ]]; then
+    step "Go-built programs: Compose, BuildKit's Dockerfile frontend, the collector, Jaeger (background)"
+    go_binaries >"$CACHE/go-binaries.log" 2>&1 &
+    go_pid=$!
+  fi
   ensure_debian
   ensure_golang
-  go_standin docker/dockerfile:1.7 "$CI_DIR/images/dockerfile" dockerfile-frontend "$BUILDKIT_VERSION" build_frontend
   build_image "postgres:15.14-bookworm" "$CI_DIR/images/postgres"
   build_image "redis:7.4.5-bookworm" "$CI_DIR/images/redis"
   build_image "prom/prometheus:v3.5.0" "$CI_DIR/images/prometheus"
+  ensure_cassandra
+  if [[ -n ${go_pid:-} ]]; then
+    step "wait for the Go-built programs"
+    wait "$go_pid" || {
+      tail -n 30 "$CACHE/go-binaries.log" >&2
+      die "building the Go programs failed ($CACHE/go-binaries.log)"
+    }
+  fi
+  ensure_compose
+  go_standin docker/dockerfile:1.7 "$CI_DIR/images/dockerfile" dockerfile-frontend "$BUILDKIT_VERSION" build_frontend
   go_standin otel/opentelemetry-collector-contrib:0.135.0 "$CI_DIR/images/otelcol" otelcol-contrib "$OTELCOL_VERSION" build_otelcol
   go_standin jaegertracing/all-in-one:1.73.0 "$CI_DIR/images/jaeger" all-in-one-linux "$JAEGER_VERSION" build_jaeger
-  ensure_cassandra
 }
 
 # ensure_cassandra: cassandra:5.0.9 from the jars of the native stack's pom

@@ -249,14 +249,14 @@ func runSmoke(ctx context.Context, args []string, src *mtls.Source, o options, w
 
 	if *prom != "" {
 		if err := s.step("each service's series in Prometheus", func() (string, error) {
-			var counts map[string]int
+			var counts, cache map[string]int
 			want := strings.Split(*services, ",")
 			err := s.eventually(ctx, *bound, func() error {
-				up, err := promQuery(ctx, *prom, `up{job=~"`+strings.Join(want, "|")+`"} == 1`)
+				up, err := promQuery(ctx, *prom, `up{job=~"`+strings.Join(want, "|")+`"} == 1`, "job")
 				if err != nil {
 					return err
 				}
-				if counts, err = promQuery(ctx, *prom, `count by (job) ({job=~"`+strings.Join(want, "|")+`"})`); err != nil {
+				if counts, err = promQuery(ctx, *prom, `count by (job) ({job=~"`+strings.Join(want, "|")+`"})`, "job"); err != nil {
 					return err
 				}
 				for _, svc := range want {
@@ -267,13 +267,31 @@ func runSmoke(ctx context.Context, args []string, src *mtls.Source, o options, w
 						return fmt.Errorf("%s: %d series", svc, counts[svc])
 					}
 				}
+				if !slices.Contains(want, "session") {
+					return nil
+				}
+				// The session cache answered from Redis: lookups scraped,
+				// none bypassed (a bypass means Redis refused or failed).
+				if cache, err = promQuery(ctx, *prom, `sum by (result) (strata_session_cache_requests_total)`, "result"); err != nil {
+					return err
+				}
+				if cache["bypass"] > 0 {
+					return permanent{errors.New("the session cache bypassed Redis")}
+				}
+				if cache["hit"]+cache["miss"] == 0 {
+					return errors.New("no session cache lookup scraped yet")
+				}
 				return nil
 			})
 			parts := make([]string, 0, len(want))
 			for _, svc := range want {
 				parts = append(parts, fmt.Sprintf("%s %d", svc, counts[svc]))
 			}
-			return "series per service (target up): " + strings.Join(parts, ", "), err
+			line := "series per service (target up): " + strings.Join(parts, ", ")
+			if cache != nil {
+				line += fmt.Sprintf("; session cache: %d hit, %d miss, %d bypass", cache["hit"], cache["miss"], cache["bypass"])
+			}
+			return line, err
 		}); err != nil {
 			return err
 		}
@@ -304,12 +322,17 @@ func (s *smoke) step(name string, f func() (string, error)) error {
 
 func (s *smoke) since() time.Duration { return time.Since(s.stepStart).Round(100 * time.Millisecond) }
 
-// eventually retries f every half second until it succeeds or bound passes.
+// permanent is an error that waiting will not cure: eventually stops.
+type permanent struct{ error }
+
+// eventually retries f every half second until it succeeds, fails with a
+// permanent error, or bound passes.
 func (s *smoke) eventually(ctx context.Context, bound time.Duration, f func() error) error {
 	deadline := time.Now().Add(bound)
 	for {
 		err := f()
-		if err == nil || time.Now().After(deadline) {
+		var p permanent
+		if err == nil || errors.As(err, &p) || time.Now().After(deadline) {
 			return err
 		}
 		select {
@@ -397,8 +420,8 @@ func traceServices(ctx context.Context, base, traceID string) ([]string, error) 
 	return names, nil
 }
 
-// promQuery runs an instant query and returns value by job label.
-func promQuery(ctx context.Context, base, q string) (map[string]int, error) {
+// promQuery runs an instant query and returns its values by one label.
+func promQuery(ctx context.Context, base, q, label string) (map[string]int, error) {
 	var out struct {
 		Status string `json:"status"`
 		Data   struct {
@@ -417,7 +440,7 @@ func promQuery(ctx context.Context, base, q string) (map[string]int, error) {
 		if s, ok := r.Value[1].(string); ok {
 			_, _ = fmt.Sscan(s, &v)
 		}
-		m[r.Metric["job"]] += v
+		m[r.Metric[label]] += v
 	}
 	return m, nil
 }
