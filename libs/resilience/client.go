@@ -129,7 +129,7 @@ func NewClient(cfg ClientConfig, m *Metrics, log *slog.Logger) *Client {
 	if cfg.Propagator != nil {
 		opts = append(opts, otelhttp.WithPropagators(cfg.Propagator))
 	}
-	transport = otelhttp.NewTransport(transport, opts...)
+	transport = otelhttp.NewTransport(routeSpan{transport}, opts...)
 	bases := SplitURLs(cfg.BaseURL)
 	var lb *balancer
 	var lbErr error

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/strata-ref/strata/libs/resilience"
 )
 
 // Sessions is what the provider needs from the session service, which
@@ -59,7 +61,7 @@ func NewSessionClient(d Doer) *SessionClient { return &SessionClient{http: d} }
 
 // do sends one request. route is the path's template (never the path:
 // /internal/sessions/<sid> would put session ids into error messages and
-// from there into logs).
+// from there into logs, and into the client span).
 func (c *SessionClient) do(ctx context.Context, method, path, route string, body any) (*http.Response, []byte, error) {
 	var payload io.Reader
 	if body != nil {
@@ -69,7 +71,7 @@ func (c *SessionClient) do(ctx context.Context, method, path, route string, body
 		}
 		payload = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, path, payload)
+	req, err := http.NewRequestWithContext(resilience.WithRoute(ctx, route), method, path, payload)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -40,7 +40,8 @@ func NewSessions(client *resilience.Client, m *resilience.Metrics, log *slog.Log
 // allowed on a session nobody could check.
 func (s *Sessions) Alive(ctx context.Context, sid string) error {
 	_, err := resilience.Fallback(s.m, "ledger.session_check", func() (int, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "/internal/sessions/"+url.PathEscape(sid), nil)
+		req, err := http.NewRequestWithContext(resilience.WithRoute(ctx, "/internal/sessions/:sid"), http.MethodGet,
+			"/internal/sessions/"+url.PathEscape(sid), nil)
 		if err != nil {
 			return 0, err
 		}
@@ -100,7 +101,7 @@ func (a *Analytics) Deliver(ctx context.Context, events []json.RawMessage) error
 	if err != nil {
 		return fmt.Errorf("token for analytics: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "/internal/events", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(resilience.WithRoute(ctx, "/internal/events"), http.MethodPost, "/internal/events", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
