@@ -162,6 +162,7 @@ service_env() {
     fi
     echo "STRATA_CASSANDRA_PORT=${STRATA_CASSANDRA_PORT:-19042}"
     echo "STRATA_CASSANDRA_USERNAME=analytics"
+    echo "STRATA_SESSION_URL=$(urls session)"
     echo "STRATA_CASSANDRA_PASSWORD_FILE=$CERTS/cassandra-analytics.password"
     ;;
   console)

@@ -77,6 +77,7 @@ func StartSystem(t testing.TB, st *Stack, extra map[string]map[string]string) *S
 			e["STRATA_CASSANDRA_HOSTS"] = "127.0.0.1"
 			e["STRATA_CASSANDRA_PORT"] = strconv.Itoa(st.CassandraPort)
 			e["STRATA_CASSANDRA_KEYSPACE"] = "analytics_test"
+			e["STRATA_SESSION_URL"] = URL(addr("session", 1))
 		case "console":
 			e["STRATA_CONSOLE_URL"] = URL(addr("console", 0))
 			e["STRATA_AUTH_TOKEN_URL"] = URL(addr("auth", 1)) + "/oauth2/token"

@@ -337,6 +337,15 @@ func TestCassandraFrozen(t *testing.T) {
 			t.Fatalf("kill -%s %s: %v %s", sig, pid, err, out)
 		}
 	}
+	// Warm every connection pool at the concurrency of phase 1 (16
+	// writers: the test's client, and the service's client to the session
+	// check), so that idle pooled connections are not counted as growth.
+	var warm sync.WaitGroup
+	for range 16 {
+		warm.Add(1)
+		go func() { defer warm.Done(); post() }()
+	}
+	warm.Wait()
 	runtime.GC()
 	baseG := runtime.NumGoroutine()
 	signal("STOP")
@@ -497,5 +506,31 @@ func TestClientEventCannotOverwriteLedgerRow(t *testing.T) {
 	own := map[string]any{"event_id": uuid.NewString(), "type": "account.viewed", "occurred_at": at.Format(time.RFC3339Nano), "account_id": accA}
 	for range 2 {
 		mustStatus(t, h.do(h.public, "POST", h.pub("/v1/events"), tok, map[string]any{"events": []any{own}}), 202)
+	}
+}
+
+// An access token stays valid until exp, but once its session has ended
+// (the user signed out, or was disabled) it must write nothing, as at the
+// ledger; reads go on until the token expires. (A session service that
+// cannot answer fails the write closed: libs/authn TestSessionCheck.)
+func TestWritesNeedALiveSession(t *testing.T) {
+	h := start(t, nil)
+	alice, acc := randID("alice"), randID("acc")
+	mustStatus(t, h.postLedger(opened(acc, alice, time.Now())), 202)
+	tok := h.token(alice, []string{"customer"}, "")
+	post := func() response {
+		ev := map[string]any{"event_id": uuid.NewString(), "type": "account.viewed", "occurred_at": time.Now().Format(time.RFC3339Nano), "account_id": acc}
+		return h.do(h.public, "POST", h.pub("/v1/events"), tok, map[string]any{"events": []any{ev}})
+	}
+	mustStatus(t, post(), 202) // control: a live session writes
+	h.sessions.End("sid-" + alice)
+	r := post()
+	mustStatus(t, r, 401)
+	if r.header.Get("WWW-Authenticate") == "" {
+		t.Fatal("401 without a WWW-Authenticate challenge")
+	}
+	_, p := h.activity(tok, acc, "")
+	if len(p.Events) != 2 { // account.opened and the one accepted event
+		t.Fatalf("activity after the refused write: %d events", len(p.Events))
 	}
 }

@@ -54,6 +54,10 @@ type settings struct {
 
 	// Access tokens: the auth service's issuer and its JWKS, fetched over mTLS.
 	authn.Settings
+	// SessionURL is the session service's internal (mTLS) listener, or a
+	// comma-separated list of its replicas': client writes check there
+	// that the token's session is still alive.
+	SessionURL string `env:"STRATA_SESSION_URL" envDefault:"https://127.0.0.1:9444"`
 }
 
 func main() { server.Main("analytics", run) }
@@ -114,7 +118,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	store := cassandra.NewStore(cql, levels, kit.Tracing.Provider, kit.Registry)
 	svc := analytics.NewService(store, analytics.Config{WriteTimeout: cfg.WriteTimeout, ReadTimeout: cfg.ReadTimeout,
-		MaxInFlightWrites: cfg.MaxInFlightWrites, BreakerDelay: cfg.BreakerDelay},
+		MaxInFlightWrites: cfg.MaxInFlightWrites, BreakerDelay: cfg.BreakerDelay,
+		Sessions: authn.NewSessionCheck(kit.Client("session", cfg.SessionURL, resilience.ClientConfig{Timeout: 2 * time.Second}))},
 		newObserver(kit.Registry), kit.Resilience, kit.Logger)
 
 	srv := kit.NewServer(cfg.Env, server.Check{Name: "cassandra", Ping: cassandra.Ping(cql)})
@@ -149,7 +154,7 @@ func newObserver(reg prometheus.Registerer) *observer {
 		}, []string{"source"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_analytics_events_refused_total",
-			Help: "Ingestion requests refused, by source and reason (invalid, unknown_account, unavailable, shed).",
+			Help: "Ingestion requests refused, by source and reason (invalid, unknown_account, session, unavailable, shed).",
 		}, []string{"source", "reason"}),
 	}
 	reg.MustRegister(o.events, o.rows, o.refused)

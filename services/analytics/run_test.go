@@ -24,10 +24,17 @@ import (
 // testKeyspace keeps the tests away from the real "analytics" keyspace.
 const testKeyspace = "analytics_test"
 
-// testEnv starts Cassandra and a JWKS endpoint for a test issuer, served
+// testEnv starts Cassandra, a JWKS endpoint for a test issuer, served
 // over mTLS with the auth service's SVID exactly as the real one is
-// (testenv.ServeJWKS), and returns the service environment pointing at both.
+// (testenv.ServeJWKS), and a stand-in for the session service's liveness
+// route (testenv.ServeSessions), and returns the service environment
+// pointing at them.
 func testEnv(t testing.TB) (*testenv.Stack, map[string]string, *authntest.Issuer) {
+	st, env, iss, _ := testEnvSessions(t)
+	return st, env, iss
+}
+
+func testEnvSessions(t testing.TB) (*testenv.Stack, map[string]string, *authntest.Issuer, *testenv.Sessions) {
 	st := testenv.StartStack(t, "cassandra")
 	iss := authntest.NewIssuer(t)
 	env := st.Env("analytics")
@@ -36,7 +43,9 @@ func testEnv(t testing.TB) (*testenv.Stack, map[string]string, *authntest.Issuer
 	env["STRATA_CASSANDRA_KEYSPACE"] = testKeyspace
 	env["STRATA_AUTH_ISSUER"] = authntest.IssuerURL
 	env["STRATA_AUTH_JWKS_URL"] = testenv.ServeJWKS(t, st, iss)
-	return st, env, iss
+	sessions := testenv.ServeSessions(t, st)
+	env["STRATA_SESSION_URL"] = sessions.URL
+	return st, env, iss, sessions
 }
 
 func TestBoot(t *testing.T) {
@@ -53,14 +62,15 @@ type harness struct {
 	public   *http.Client
 	ledger   *http.Client // mTLS as spiffe://strata.local/ledger
 	ledgerTk string       // token exchanged by the ledger
+	sessions *testenv.Sessions
 }
 
 func start(t testing.TB, extra map[string]string) *harness {
-	st, env, iss := testEnv(t)
+	st, env, iss, sessions := testEnvSessions(t)
 	for k, v := range extra {
 		env[k] = v
 	}
-	h := &harness{t: t, st: st, iss: iss, svc: testenv.StartService(t, run, env),
+	h := &harness{t: t, st: st, iss: iss, sessions: sessions, svc: testenv.StartService(t, run, env),
 		public: st.PublicClient(t), ledger: st.InternalClient(t, "ledger", mtls.ID("analytics"))}
 	h.ledgerTk = h.token("ledger-relay", nil, mtls.ID("ledger").String())
 	st.Check(t, api.Document, h.svc.Public, h.svc.Internal)
@@ -68,7 +78,9 @@ func start(t testing.TB, extra map[string]string) *harness {
 }
 
 func (h *harness) token(sub string, roles []string, actor string) string {
-	c := authn.Claims{Claims: jwt.Claims{Subject: sub, Audience: jwt.Audience{"analytics"}}, Roles: roles}
+	// A user's token carries its session ("sid-<sub>", alive until
+	// h.sessions.End); the ledger's exchanged token carries the user's.
+	c := authn.Claims{Claims: jwt.Claims{Subject: sub, Audience: jwt.Audience{"analytics"}}, Roles: roles, SessionID: "sid-" + sub}
 	if actor != "" {
 		c.Act = &authn.Actor{Sub: actor}
 	}

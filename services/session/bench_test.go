@@ -46,7 +46,7 @@ func TestBenchCacheAside(t *testing.T) {
 		for i := range sids {
 			sids[i] = createSession(t, st, svc, user)
 		}
-		tok := userToken(t, iss, user)
+		tok := userToken(t, iss, user, sids[0])
 		client := &http.Client{Transport: &http.Transport{TLSClientConfig: testenv.HTTPTransport(st.PublicClient(t)).TLSClientConfig,
 			MaxIdleConnsPerHost: conc}}
 		get := func(sid string) error {

@@ -35,8 +35,10 @@ func TestBoot(t *testing.T) {
 	testenv.CheckBoot(t, st, "session", run, env)
 }
 
-func userToken(t *testing.T, iss *authntest.Issuer, user string) string {
-	return iss.Token(t, authn.Claims{Claims: jwt.Claims{Subject: user, Audience: jwt.Audience{"session"}}, Roles: []string{"customer"}})
+// userToken is user's access token for the session service, bound to the
+// SSO session sid.
+func userToken(t *testing.T, iss *authntest.Issuer, user, sid string) string {
+	return iss.Token(t, authn.Claims{Claims: jwt.Claims{Subject: user, Audience: jwt.Audience{"session"}}, Roles: []string{"customer"}, SessionID: sid})
 }
 
 // createSession calls the internal API as the auth service does.
@@ -78,7 +80,7 @@ func TestPublicAPIOwnSessionsOnly(t *testing.T) {
 	alice, bob := "alice-"+strconv.FormatInt(time.Now().UnixNano(), 36), "bob-"+strconv.FormatInt(time.Now().UnixNano(), 36)
 	sidA := createSession(t, st, svc, alice)
 	sidB := createSession(t, st, svc, bob)
-	tokA, tokB := userToken(t, iss, alice), userToken(t, iss, bob)
+	tokA, tokB := userToken(t, iss, alice, sidA), userToken(t, iss, bob, sidB)
 
 	if code, _ := do(t, pub, "GET", base, ""); code != 401 {
 		t.Fatalf("no token: %d", code)
@@ -97,8 +99,17 @@ func TestPublicAPIOwnSessionsOnly(t *testing.T) {
 	if code, _ := do(t, pub, "GET", base+"/"+sidB, tokB); code != 200 {
 		t.Fatalf("bob's session after alice's attempt: %d", code)
 	}
+	// A token whose session has ended ends nothing more: alice's second
+	// session survives a DELETE with the first session's token.
+	sidA2 := createSession(t, st, svc, alice)
 	if code, _ := do(t, pub, "DELETE", base+"/"+sidA, tokA); code != 204 {
 		t.Fatalf("alice deleting her session: %d", code)
+	}
+	if code, _ := do(t, pub, "DELETE", base+"/"+sidA2, tokA); code != 401 {
+		t.Fatalf("deleting with the token of an ended session: %d, want 401", code)
+	}
+	if code, _ := do(t, pub, "GET", base+"/"+sidA2, userToken(t, iss, alice, sidA2)); code != 200 {
+		t.Fatalf("alice's second session after the refused delete: %d", code)
 	}
 	internal := st.InternalClient(t, "ledger", mtls.ID("session"))
 	if code, _ := do(t, internal, "GET", "https://"+svc.Internal+"/internal/sessions/"+sidA, ""); code != 404 {

@@ -955,9 +955,21 @@ func (s *suite) revokedSession(t *testing.T, a1, a2 string) {
 	body := func() map[string]any {
 		return map[string]any{"from_account_id": a1, "to_account_id": a2, "amount": 1, "currency": "EUR", "memo": "revoked"}
 	}
+	event := func() map[string]any {
+		return map[string]any{"events": []any{map[string]any{"event_id": randomUUID(), "type": "account.viewed",
+			"occurred_at": time.Now().UTC().Format(time.RFC3339Nano), "account_id": a1}}}
+	}
 	expect(t, call(s.public, http.MethodPost, s.ledger+"/v1/transfers", A, body()), http.StatusCreated) // control
+	// Control: analytics accepts alice's event once the ledger's relay has
+	// told it who owns a1.
+	testenv.WaitFor(t, 30*time.Second, "analytics to learn a1's owner", func() bool {
+		return call(s.public, http.MethodPost, s.analytics+"/v1/events", A, event()).status == http.StatusAccepted
+	})
 	expect(t, call(s.public, http.MethodDelete, s.session+"/v1/sessions/"+alice.claims.SessionID, A, nil), http.StatusNoContent)
 	expect(t, call(s.public, http.MethodPost, s.ledger+"/v1/transfers", A, body()), http.StatusUnauthorized)
+	// Every resource service refuses the ended session's writes, not only the ledger.
+	expect(t, call(s.public, http.MethodPost, s.analytics+"/v1/events", A, event()), http.StatusUnauthorized)
+	expect(t, call(s.public, http.MethodDelete, s.session+"/v1/sessions/"+alice.claims.SessionID, A, nil), http.StatusUnauthorized)
 	// The refresh token of the ended session is dead too.
 	c := &oidclogin.Client{Issuer: s.sys.Issuer, ClientID: "strata-cli", RedirectURI: "http://127.0.0.1:8765/callback", HTTP: s.public}
 	if tok, err := c.Refresh(context.Background(), alice.tokens.RefreshToken); err == nil && tok.AccessToken != "" {

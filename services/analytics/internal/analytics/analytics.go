@@ -118,6 +118,15 @@ type Page struct {
 type Caller struct {
 	Subject string
 	Roles   []string
+	// SessionID is the token's SSO session; writes check it is still alive.
+	SessionID string
+}
+
+// Sessions answers whether a user's session is still alive before a write
+// (authn.SessionCheck): nil, or an error wrapping authn.ErrSessionEnded
+// (401) or authn.ErrSessionUnknown (503; the write fails closed).
+type Sessions interface {
+	Alive(ctx context.Context, sid string) error
 }
 
 // HasRole reports whether c holds any of roles.

@@ -31,6 +31,11 @@ type Config struct {
 	BreakerDelay time.Duration
 	MaxStatsDays int // widest /v1/stats/transfers range [31]
 	Now          func() time.Time
+	// Sessions checks that a client write's session is still alive, as the
+	// ledger does before moving money: a token whose user signed out (or
+	// was disabled) writes nothing, although the JWT is valid until exp.
+	// Nil checks nothing (unit tests of the rules only; main always sets it).
+	Sessions Sessions
 }
 
 func (c *Config) defaults() {
@@ -57,7 +62,7 @@ func (c *Config) defaults() {
 // Observer receives what a student wants to see as metrics.
 type Observer interface {
 	Ingested(source string, events, rows int)
-	Refused(source, reason string) // invalid, unknown_account, unavailable, shed
+	Refused(source, reason string) // invalid, unknown_account, session, unavailable, shed
 }
 
 // Service is the analytics use cases over a Store, with every store call
@@ -114,6 +119,14 @@ func (s *Service) IngestClient(ctx context.Context, caller Caller, evs []ClientE
 	}
 	if err := s.checkNotLedgerRows(ctx, w.Rows); err != nil {
 		return err
+	}
+	// Last before the write: the stateful check (a call to the session
+	// service) is paid only by requests that would be written.
+	if s.cfg.Sessions != nil {
+		if err := s.cfg.Sessions.Alive(ctx, caller.SessionID); err != nil {
+			s.obs.Refused("client", "session")
+			return fmt.Errorf("ingest client events: %w", err)
+		}
 	}
 	if err := s.write(ctx, "client", w); err != nil {
 		return fmt.Errorf("ingest client events: %w", err)

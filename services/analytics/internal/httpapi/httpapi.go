@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -72,7 +73,7 @@ func caller(c *gin.Context) (analytics.Caller, bool) {
 		problem.Abort(c, problem.New(http.StatusUnauthorized, "a valid access token is required"))
 		return analytics.Caller{}, false
 	}
-	return analytics.Caller{Subject: p.Subject, Roles: p.Roles}, true
+	return analytics.Caller{Subject: p.Subject, Roles: p.Roles, SessionID: p.SessionID}, true
 }
 
 type clientBatch struct {
@@ -164,6 +165,12 @@ func (a *API) fail(c *gin.Context, err error) {
 		problem.Abort(c, problem.New(http.StatusNotFound, "no such account"))
 	case errors.Is(err, analytics.ErrUnknownAccount):
 		problem.Abort(c, problem.New(http.StatusUnprocessableEntity, "an event names an account that is unknown or not yours"))
+	case errors.Is(err, authn.ErrSessionEnded):
+		c.Header("WWW-Authenticate", `Bearer realm="strata", error="invalid_token"`)
+		problem.Abort(c, problem.New(http.StatusUnauthorized, "the session of this token has ended"))
+	case errors.Is(err, authn.ErrSessionUnknown):
+		a.log.WarnContext(c.Request.Context(), "session check failed; refusing the write", "err", err)
+		problem.Abort(c, problem.New(http.StatusServiceUnavailable, "a dependency is unavailable; retry later").WithRetryAfter(time.Second))
 	case errors.Is(err, analytics.ErrForbidden):
 		problem.Abort(c, problem.New(http.StatusForbidden, "your role may not use this operation"))
 	case errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil:

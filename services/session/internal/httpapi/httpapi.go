@@ -71,7 +71,22 @@ func (a *API) getOwn(c *gin.Context) {
 	c.JSON(http.StatusOK, s)
 }
 
+// deleteOwn ends one of the caller's sessions. It is a write, so the
+// token's own session must still be alive, as at the ledger and analytics:
+// a token whose session has ended (signed out, user disabled) is valid
+// until exp but may end nothing. The check reads the same store the
+// delete writes, so it is never stale.
 func (a *API) deleteOwn(c *gin.Context) {
+	ctx := c.Request.Context()
+	p, _ := authn.FromContext(ctx)
+	if _, err := a.svc.Get(ctx, p.SessionID); errors.Is(err, session.ErrNotFound) || errors.Is(err, session.ErrInvalid) {
+		c.Header("WWW-Authenticate", `Bearer realm="strata", error="invalid_token"`)
+		problem.Abort(c, problem.New(http.StatusUnauthorized, "the session of this token has ended"))
+		return
+	} else if err != nil {
+		fail(c, err)
+		return
+	}
 	s, err := a.own(c)
 	if err == nil {
 		err = a.svc.Revoke(c.Request.Context(), s.SID)
