@@ -50,6 +50,7 @@ type Throttle struct {
 	mu       sync.Mutex
 	accounts map[string]*account
 	addrs    map[string]*addrBucket
+	swept    time.Time // last sweep by makeRoom
 }
 
 type account struct {
@@ -216,13 +217,17 @@ func (t *Throttle) sweep(now time.Time) {
 }
 
 // makeRoom keeps both maps under MaxEntries before an insert: idle entries
-// go first; if the maps are still full, arbitrary ones (Go's map order is
-// random), so an attacker who floods names loses their own entries too.
+// go first (at most one sweep a second: a sweep walks the whole map); if
+// the maps are still full, arbitrary ones (Go's map order is random), so an
+// attacker who floods names loses their own entries too.
 func (t *Throttle) makeRoom(now time.Time) {
 	if len(t.accounts) < t.cfg.MaxEntries && len(t.addrs) < t.cfg.MaxEntries {
 		return
 	}
-	t.sweep(now)
+	if now.Sub(t.swept) >= time.Second {
+		t.swept = now
+		t.sweep(now)
+	}
 	for k := range t.accounts {
 		if len(t.accounts) < t.cfg.MaxEntries {
 			break
