@@ -101,7 +101,7 @@ func Load(fsys fs.FS, log *slog.Logger) (*Engine, error) {
 // Decide evaluates req and logs the decision with its policy ids.
 func (e *Engine) Decide(ctx context.Context, req Request) Decision {
 	entities, creq := e.build(req)
-	ok, diag := e.set.IsAuthorized(entities, creq)
+	ok, diag := cedar.Authorize(e.set, entities, creq)
 	d := Decision{Allowed: ok == cedar.Allow}
 	for _, r := range diag.Reasons {
 		d.Policies = append(d.Policies, string(r.PolicyID))

@@ -97,10 +97,10 @@ func MeasureRing(ctx context.Context, cfg RingConfig) (res *RingResult, err erro
 	for _, l := range ringLevels {
 		ops = append(ops, op{name: "write " + l.String(), do: func(ctx context.Context) bool {
 			k := fmt.Sprintf("%s-w%d", run, seq.Add(1))
-			return s.Query("INSERT INTO tradeoffs_ring (k, v) VALUES (?, ?)", k, l.String()).WithContext(ctx).Consistency(l).Exec() == nil
+			return s.Query("INSERT INTO tradeoffs_ring (k, v) VALUES (?, ?)", k, l.String()).Consistency(l).ExecContext(ctx) == nil
 		}}, op{name: "read " + l.String(), do: func(ctx context.Context) bool {
 			var v string
-			return s.Query("SELECT v FROM tradeoffs_ring WHERE k = ?", keys[rand.IntN(len(keys))]).WithContext(ctx).Consistency(l).Scan(&v) == nil
+			return s.Query("SELECT v FROM tradeoffs_ring WHERE k = ?", keys[rand.IntN(len(keys))]).Consistency(l).ScanContext(ctx, &v) == nil
 		}})
 	}
 	cfg.Log("cassandra ring: %d nodes, RF %d; ONE/QUORUM/ALL at %.0f/s for %s", res.Nodes, res.RF, cfg.Rate, cfg.Duration)
@@ -137,7 +137,7 @@ func ringSetup(ctx context.Context, c *gocql.ClusterConfig, res *RingResult, run
 	defer s.Close()
 	var repl map[string]string
 	if err := s.Query("SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = ?", c.Keyspace).
-		WithContext(ctx).Consistency(gocql.One).Scan(&repl); err != nil {
+		Consistency(gocql.One).ScanContext(ctx, &repl); err != nil {
 		return fmt.Errorf("keyspace %s: %w", c.Keyspace, err)
 	}
 	for k, v := range repl {
@@ -148,7 +148,7 @@ func ringSetup(ctx context.Context, c *gocql.ClusterConfig, res *RingResult, run
 		}
 	}
 	for attempt := 1; ; attempt++ {
-		err = s.Query("CREATE TABLE IF NOT EXISTS tradeoffs_ring (k text PRIMARY KEY, v text)").WithContext(ctx).Exec()
+		err = s.Query("CREATE TABLE IF NOT EXISTS tradeoffs_ring (k text PRIMARY KEY, v text)").ExecContext(ctx)
 		if err == nil {
 			break
 		}
@@ -159,7 +159,7 @@ func ringSetup(ctx context.Context, c *gocql.ClusterConfig, res *RingResult, run
 	}
 	for i := range keys {
 		keys[i] = fmt.Sprintf("%s-r%d", run, i)
-		if err := s.Query("INSERT INTO tradeoffs_ring (k, v) VALUES (?, ?)", keys[i], "seed").WithContext(ctx).Consistency(gocql.All).Exec(); err != nil {
+		if err := s.Query("INSERT INTO tradeoffs_ring (k, v) VALUES (?, ?)", keys[i], "seed").Consistency(gocql.All).ExecContext(ctx); err != nil {
 			return fmt.Errorf("writing the rows to read, at ALL: %w", err)
 		}
 	}

@@ -174,7 +174,7 @@ func applySchema(ctx context.Context, s *gocql.Session, cfg Config) error {
 func execDDL(ctx context.Context, s *gocql.Session, q string) error {
 	var err error
 	for attempt := 0; attempt < 4; attempt++ {
-		if err = s.Query(q).WithContext(ctx).Exec(); err == nil {
+		if err = s.Query(q).ExecContext(ctx); err == nil {
 			return nil
 		}
 		select {
@@ -200,6 +200,6 @@ func stripComments(q string) string {
 func Ping(s *gocql.Session) func(context.Context) error {
 	return func(ctx context.Context) error {
 		var v string
-		return s.Query("SELECT release_version FROM system.local").WithContext(ctx).Consistency(gocql.One).Scan(&v)
+		return s.Query("SELECT release_version FROM system.local").Consistency(gocql.One).ScanContext(ctx, &v)
 	}
 }
