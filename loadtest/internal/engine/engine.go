@@ -198,41 +198,78 @@ type StepSummary struct {
 	MachineBusy  float64 `json:"machine_busy,omitempty"`
 }
 
-type window struct {
-	mu                                                         sync.Mutex
-	offered, served, shed, unavailable, failed, dropped, retry int64
-	throttled                                                  int64
-	lat, shedLat, sentLat, shedSentLat, lag                    *hdr.Histogram
-	step                                                       int // the step the window opened in
+// stats are the outcomes and latencies of a set of requests: one second,
+// one step or the whole run.
+type stats struct {
+	served, shed, unavailable, failed int64
+	throttled                         int64 // refused by the client itself, never sent
+	// Latency from when the request was due: what a user sees.
+	servedDue, shedDue *hdr.Histogram
+	// Latency from when it was actually sent: the service alone.
+	servedSent, shedSent *hdr.Histogram
+	// lag is how late the generator sent requests (sent minus due).
+	lag *hdr.Histogram
 }
 
-func newWindow(step int) *window {
-	return &window{lat: newHist(), shedLat: newHist(), sentLat: newHist(), shedSentLat: newHist(), lag: newHist(), step: step}
+func newStats() stats {
+	return stats{servedDue: newHist(), shedDue: newHist(), servedSent: newHist(), shedSent: newHist(), lag: newHist()}
 }
 
 // newHist tracks 1 µs to 60 s with 3 significant digits.
 func newHist() *hdr.Histogram { return hdr.New(1, 60_000_000, 3) }
 
-func (w *window) record(outcome string, t timing) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	_ = w.lag.RecordValue(micros(t.lag))
+// add counts one request by its outcome class.
+func (s *stats) add(outcome string, t timing) {
+	_ = s.lag.RecordValue(micros(t.lag))
 	switch outcome {
 	case Served:
-		w.served++
-		_ = w.lat.RecordValue(micros(t.due))
-		_ = w.sentLat.RecordValue(micros(t.sent))
+		s.served++
+		_ = s.servedDue.RecordValue(micros(t.due))
+		_ = s.servedSent.RecordValue(micros(t.sent))
 	case Shed:
-		w.shed++
-		_ = w.shedLat.RecordValue(micros(t.due))
-		_ = w.shedSentLat.RecordValue(micros(t.sent))
+		s.shed++
+		_ = s.shedDue.RecordValue(micros(t.due))
+		_ = s.shedSent.RecordValue(micros(t.sent))
 	case Unavailable:
-		w.unavailable++
+		s.unavailable++
 	case Throttled:
-		w.throttled++
+		s.throttled++
 	default:
-		w.failed++
+		s.failed++
 	}
+}
+
+// window is one second of the run: the requests due in it, however late
+// they finish.
+type window struct {
+	mu                        sync.Mutex
+	step                      int // the step the window opened in
+	offered, dropped, retried int64
+	stats
+}
+
+func newWindow(step int) *window { return &window{step: step, stats: newStats()} }
+
+func (w *window) count(n *int64) {
+	w.mu.Lock()
+	*n++
+	w.mu.Unlock()
+}
+
+func (w *window) add(outcome string, t timing) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stats.add(outcome, t)
+}
+
+// second reports the window as the t-th second of a step.
+func (w *window) second(t int, st Step) Second {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return Second{T: t, Step: st.Label, OfferedRate: st.Rate, Offered: w.offered, Served: w.served, Shed: w.shed,
+		Unavailable: w.unavailable, Failed: w.failed, Throttled: w.throttled, Dropped: w.dropped, Retried: w.retried,
+		P50: ms(w.servedDue, 50), P90: ms(w.servedDue, 90), P99: ms(w.servedDue, 99), ShedP99: ms(w.shedDue, 99),
+		SentP99: ms(w.servedSent, 99), ShedSentP99: ms(w.shedSent, 99), LagP99: ms(w.lag, 99)}
 }
 
 // timing is one request's latency from its due time and from its send
@@ -251,213 +288,54 @@ func ms(h *hdr.Histogram, q float64) float64 {
 	return float64(h.ValueAtQuantile(q)) / 1000
 }
 
-// Run executes the schedule and returns the summary once every request has
-// finished (in-flight ones are given until ctx ends).
-func Run(ctx context.Context, cfg Config) Summary {
-	if cfg.MaxInFlight == 0 {
-		cfg.MaxInFlight = 4096
-	}
-	var (
-		inflight atomic.Int64
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		current  *window
-		stepHist = map[int][5]*hdr.Histogram{} // served, shed (from due); served, shed (from send); lag
-		stepCnt  = map[int]*[4]int64{}         // served, shed, failed, throttled
-		byKind   = map[string]map[string]int64{}
-		failures []Failure
-		runStart = time.Now()
-		total    = [5]*hdr.Histogram{newHist(), newHist(), newHist(), newHist(), newHist()}
-	)
-	// finish records one completed request in the second it was due.
-	finish := func(w *window, step int, r Result, t timing) {
-		o := Classify(r)
-		w.record(o, t)
-		mu.Lock()
-		defer mu.Unlock()
-		if byKind[r.Kind] == nil {
-			byKind[r.Kind] = map[string]int64{}
-		}
-		byKind[r.Kind][o]++
-		if (o == Failed || o == Unavailable) && len(failures) < MaxFailures {
-			detail := r.Detail
-			if detail == "" && r.Err != nil {
-				detail = r.Err.Error()
-			}
-			failures = append(failures, Failure{T: t.at.Sub(runStart).Seconds(), Kind: r.Kind, Status: r.Status, Detail: detail})
-		}
-		h := stepHist[step]
-		c := stepCnt[step]
-		_ = h[4].RecordValue(micros(t.lag))
-		_ = total[4].RecordValue(micros(t.lag))
-		switch o {
-		case Served:
-			_ = h[0].RecordValue(micros(t.due))
-			_ = total[0].RecordValue(micros(t.due))
-			_ = h[2].RecordValue(micros(t.sent))
-			_ = total[2].RecordValue(micros(t.sent))
-			c[0]++
-		case Shed:
-			_ = h[1].RecordValue(micros(t.due))
-			_ = total[1].RecordValue(micros(t.due))
-			_ = h[3].RecordValue(micros(t.sent))
-			_ = total[3].RecordValue(micros(t.sent))
-			c[1]++
-		case Failed:
-			c[2]++
-		case Throttled:
-			c[3]++
-		}
-	}
-	var send func(w *window, step int, due time.Time, retry bool)
-	send = func(w *window, step int, due time.Time, retry bool) {
-		defer wg.Done()
-		defer inflight.Add(-1)
-		sent := time.Now()
-		r := cfg.Target(ctx)
-		done := time.Now()
-		t := timing{due: done.Sub(due), sent: done.Sub(sent), lag: sent.Sub(due), at: due}
-		if cfg.RetryOn429 && !retry && r.Status == 429 && ctx.Err() == nil {
-			finish(w, step, r, t)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(RetryWait(r.RetryAfter)):
-			}
-			w.mu.Lock()
-			w.retry++
-			w.mu.Unlock()
-			wg.Add(1)
-			inflight.Add(1)
-			send(w, step, time.Now(), true)
-			return
-		}
-		if errors.Is(r.Err, context.Canceled) && ctx.Err() != nil {
-			return // the run ended; not the server's fault
-		}
-		finish(w, step, r, t)
-	}
+// recorder keeps what the run's requests ended with: per second (in their
+// windows), per step, for the whole run, per traffic class, and the first
+// failures.
+type recorder struct {
+	start time.Time
 
-	var seconds []Second
-	var gauges map[string]float64
-	sampleDone := make(chan struct{})
-	sampleCtx, stopSample := context.WithCancel(ctx)
-	var gaugeMu sync.Mutex
-	go func() {
-		defer close(sampleDone)
-		if cfg.Sample == nil {
-			return
-		}
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			g := cfg.Sample(sampleCtx)
-			gaugeMu.Lock()
-			gauges = g
-			gaugeMu.Unlock()
-			select {
-			case <-sampleCtx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
+	mu       sync.Mutex
+	steps    []stats
+	total    stats
+	byKind   map[string]map[string]int64
+	failures []Failure
+}
 
-	type closed struct {
-		w     *window
-		t     int
-		ready time.Time
+func newRecorder(start time.Time, steps int) *recorder {
+	r := &recorder{start: start, steps: make([]stats, steps), total: newStats(), byKind: map[string]map[string]int64{}}
+	for i := range r.steps {
+		r.steps[i] = newStats()
 	}
-	var pending, all []closed
-	snapshot := func(c closed) Second {
-		c.w.mu.Lock()
-		defer c.w.mu.Unlock()
-		st := cfg.Steps[c.w.step]
-		return Second{T: c.t, Step: st.Label, OfferedRate: st.Rate, Offered: c.w.offered, Served: c.w.served, Shed: c.w.shed,
-			Unavailable: c.w.unavailable, Failed: c.w.failed, Throttled: c.w.throttled, Dropped: c.w.dropped, Retried: c.w.retry,
-			P50: ms(c.w.lat, 50), P90: ms(c.w.lat, 90), P99: ms(c.w.lat, 99), ShedP99: ms(c.w.shedLat, 99),
-			SentP99: ms(c.w.sentLat, 99), ShedSentP99: ms(c.w.shedSentLat, 99), LagP99: ms(c.w.lag, 99)}
-	}
-	emit := func(c closed) {
-		s := snapshot(c)
-		gaugeMu.Lock()
-		s.Gauges = gauges
-		gaugeMu.Unlock()
-		seconds = append(seconds, s)
-		all = append(all, c)
-		if cfg.OnSecond != nil {
-			cfg.OnSecond(s)
-		}
-	}
-	// A second is reported once the requests due in it had 1 s to answer,
-	// so its latency percentiles are mostly complete when printed; the
-	// Summary's seconds are taken again at the end, once every request due
-	// in them (slow ones, retries after Retry-After) has finished.
-	flush := func(now time.Time, all bool) {
-		for len(pending) > 0 && (all || now.After(pending[0].ready)) {
-			emit(pending[0])
-			pending = pending[1:]
-		}
-	}
+	return r
+}
 
-	sec := 0
-	secStart := runStart
-	stepStart := runStart
-	current = newWindow(0)
-	for si := range cfg.Steps { // before any request goroutine reads them
-		stepHist[si] = [5]*hdr.Histogram{newHist(), newHist(), newHist(), newHist(), newHist()}
-		stepCnt[si] = &[4]int64{}
+// record counts one completed request in the second and the step it was
+// due in.
+func (r *recorder) record(w *window, step int, res Result, t timing) {
+	o := Classify(res)
+	w.add(o, t)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byKind[res.Kind] == nil {
+		r.byKind[res.Kind] = map[string]int64{}
 	}
-	stepUse := make([]cpuUse, len(cfg.Steps))
-	for si, st := range cfg.Steps {
-		use0 := readCPU()
-		interval := time.Duration(float64(time.Second) / st.Rate)
-		n := int64(0)
-		end := stepStart.Add(st.Duration)
-		for ctx.Err() == nil {
-			due := stepStart.Add(time.Duration(n) * interval)
-			if !due.Before(end) {
-				break
-			}
-			for !due.Before(secStart.Add(time.Second)) { // the second closed
-				pending = append(pending, closed{w: current, t: sec, ready: secStart.Add(2 * time.Second)})
-				current = newWindow(si)
-				sec++
-				secStart = secStart.Add(time.Second)
-			}
-			flush(time.Now(), false)
-			if d := time.Until(due); d > 0 {
-				time.Sleep(d)
-			}
-			current.mu.Lock()
-			current.offered++
-			current.mu.Unlock()
-			if inflight.Load() >= int64(cfg.MaxInFlight) {
-				current.mu.Lock()
-				current.dropped++
-				current.mu.Unlock()
-			} else {
-				inflight.Add(1)
-				wg.Add(1)
-				go send(current, si, due, false)
-			}
-			n++
+	r.byKind[res.Kind][o]++
+	if (o == Failed || o == Unavailable) && len(r.failures) < MaxFailures {
+		detail := res.Detail
+		if detail == "" && res.Err != nil {
+			detail = res.Err.Error()
 		}
-		stepStart = end
-		stepUse[si] = readCPU().since(use0)
+		r.failures = append(r.failures, Failure{T: t.at.Sub(r.start).Seconds(), Kind: res.Kind, Status: res.Status, Detail: detail})
 	}
-	pending = append(pending, closed{w: current, t: sec})
-	wg.Wait()
-	stopSample()
-	<-sampleDone
-	flush(time.Now(), true)
-	for i, c := range all { // complete now; keep the gauges sampled live
-		g := seconds[i].Gauges
-		seconds[i] = snapshot(c)
-		seconds[i].Gauges = g
-	}
+	r.steps[step].add(o, t)
+	r.total.add(o, t)
+}
 
-	sum := Summary{Seconds: seconds, ByKind: byKind, Failures: failures}
+// summary adds up the run once every request has finished.
+func (r *recorder) summary(steps []Step, seconds []Second, cpu []cpuUse) Summary {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sum := Summary{Seconds: seconds, ByKind: r.byKind, Failures: r.failures}
 	for _, s := range seconds {
 		sum.Offered += s.Offered
 		sum.Served += s.Served
@@ -468,18 +346,201 @@ func Run(ctx context.Context, cfg Config) Summary {
 		sum.Dropped += s.Dropped
 		sum.Retried += s.Retried
 	}
-	sum.P50, sum.P99, sum.ShedP99 = ms(total[0], 50), ms(total[0], 99), ms(total[1], 99)
-	sum.P99Sent, sum.ShedP99Sent, sum.LagP99 = ms(total[2], 99), ms(total[3], 99), ms(total[4], 99)
-	for si, st := range cfg.Steps {
-		secs := st.Duration.Seconds()
-		h, c := stepHist[si], stepCnt[si]
-		if h[0] == nil {
-			continue
-		}
-		sum.Steps = append(sum.Steps, StepSummary{Label: st.Label, OfferedRate: st.Rate, Goodput: float64(c[0]) / secs,
-			ShedRate: float64(c[1]) / secs, ThrottledRate: float64(c[3]) / secs, P50: ms(h[0], 50), P99: ms(h[0], 99), ShedP99: ms(h[1], 99),
-			SentP99: ms(h[2], 99), ShedSentP99: ms(h[3], 99), LagP99: ms(h[4], 99), Failed: c[2],
-			GeneratorCPU: stepUse[si].selfCores, MachineBusy: stepUse[si].busy})
+	t := &r.total
+	sum.P50, sum.P99, sum.ShedP99 = ms(t.servedDue, 50), ms(t.servedDue, 99), ms(t.shedDue, 99)
+	sum.P99Sent, sum.ShedP99Sent, sum.LagP99 = ms(t.servedSent, 99), ms(t.shedSent, 99), ms(t.lag, 99)
+	for i, st := range steps {
+		secs, s := st.Duration.Seconds(), &r.steps[i]
+		sum.Steps = append(sum.Steps, StepSummary{Label: st.Label, OfferedRate: st.Rate,
+			Goodput: float64(s.served) / secs, ShedRate: float64(s.shed) / secs, ThrottledRate: float64(s.throttled) / secs,
+			P50: ms(s.servedDue, 50), P99: ms(s.servedDue, 99), ShedP99: ms(s.shedDue, 99),
+			SentP99: ms(s.servedSent, 99), ShedSentP99: ms(s.shedSent, 99), LagP99: ms(s.lag, 99),
+			Failed: s.failed, GeneratorCPU: cpu[i].selfCores, MachineBusy: cpu[i].busy})
 	}
 	return sum
+}
+
+// secondsLog reports each closed second once the requests due in it had
+// 1 s to answer, so its latency percentiles are mostly complete when
+// printed; the Summary's seconds are taken again at the end, once every
+// request due in them (slow ones, retries after Retry-After) has finished.
+type secondsLog struct {
+	steps    []Step
+	gauges   func() map[string]float64
+	onSecond func(Second)
+
+	pending []closedSecond // closed, not yet reported
+	done    []closedSecond // reported
+	seconds []Second
+}
+
+type closedSecond struct {
+	w     *window
+	t     int
+	ready time.Time // when to report it
+}
+
+func (l *secondsLog) close(w *window, t int, ready time.Time) {
+	l.pending = append(l.pending, closedSecond{w: w, t: t, ready: ready})
+}
+
+// flush reports the pending seconds that are ready at now (all of them
+// when all is set).
+func (l *secondsLog) flush(now time.Time, all bool) {
+	for len(l.pending) > 0 && (all || now.After(l.pending[0].ready)) {
+		c := l.pending[0]
+		l.pending = l.pending[1:]
+		s := c.w.second(c.t, l.steps[c.w.step])
+		s.Gauges = l.gauges()
+		l.seconds = append(l.seconds, s)
+		l.done = append(l.done, c)
+		if l.onSecond != nil {
+			l.onSecond(s)
+		}
+	}
+}
+
+// final reports every second again, complete, with the gauges sampled live.
+func (l *secondsLog) final() []Second {
+	l.flush(time.Time{}, true)
+	for i, c := range l.done {
+		g := l.seconds[i].Gauges
+		l.seconds[i] = c.w.second(c.t, l.steps[c.w.step])
+		l.seconds[i].Gauges = g
+	}
+	return l.seconds
+}
+
+// sampleGauges calls sample once a second until stop is called; latest
+// returns the last sample.
+func sampleGauges(ctx context.Context, sample func(context.Context) map[string]float64) (latest func() map[string]float64, stop func()) {
+	var (
+		mu     sync.Mutex
+		gauges map[string]float64
+	)
+	latest = func() map[string]float64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return gauges
+	}
+	if sample == nil {
+		return latest, func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			g := sample(ctx)
+			mu.Lock()
+			gauges = g
+			mu.Unlock()
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return latest, func() { cancel(); <-done }
+}
+
+// scheduler sends each request when it is due, whatever the earlier ones
+// are doing, and hands what they end with to the recorder.
+type scheduler struct {
+	ctx      context.Context
+	cfg      Config
+	rec      *recorder
+	log      *secondsLog
+	inflight atomic.Int64
+	wg       sync.WaitGroup
+
+	sec      int       // the second the current window covers
+	secStart time.Time // when it began
+	current  *window
+}
+
+// Run executes the schedule and returns the summary once every request has
+// finished (in-flight ones are given until ctx ends).
+func Run(ctx context.Context, cfg Config) Summary {
+	if cfg.MaxInFlight == 0 {
+		cfg.MaxInFlight = 4096
+	}
+	start := time.Now()
+	latest, stopSampling := sampleGauges(ctx, cfg.Sample)
+	s := &scheduler{ctx: ctx, cfg: cfg, rec: newRecorder(start, len(cfg.Steps)),
+		log:      &secondsLog{steps: cfg.Steps, gauges: latest, onSecond: cfg.OnSecond},
+		secStart: start, current: newWindow(0)}
+	cpu := make([]cpuUse, len(cfg.Steps))
+	stepStart := start
+	for i, st := range cfg.Steps {
+		before := readCPU()
+		s.runStep(i, st, stepStart)
+		stepStart = stepStart.Add(st.Duration)
+		cpu[i] = readCPU().since(before)
+	}
+	s.log.close(s.current, s.sec, time.Time{})
+	s.wg.Wait()
+	stopSampling()
+	return s.rec.summary(cfg.Steps, s.log.final(), cpu)
+}
+
+// runStep sends step i's arrivals, the n-th due at start + n/rate, until
+// the step's duration is over or ctx ends.
+func (s *scheduler) runStep(i int, st Step, start time.Time) {
+	interval := time.Duration(float64(time.Second) / st.Rate)
+	end := start.Add(st.Duration)
+	for n := int64(0); s.ctx.Err() == nil; n++ {
+		due := start.Add(time.Duration(n) * interval)
+		if !due.Before(end) {
+			return
+		}
+		for !due.Before(s.secStart.Add(time.Second)) { // the second closed
+			s.log.close(s.current, s.sec, s.secStart.Add(2*time.Second))
+			s.current = newWindow(i)
+			s.sec++
+			s.secStart = s.secStart.Add(time.Second)
+		}
+		s.log.flush(time.Now(), false)
+		if d := time.Until(due); d > 0 {
+			time.Sleep(d)
+		}
+		s.current.count(&s.current.offered)
+		if s.inflight.Load() >= int64(s.cfg.MaxInFlight) {
+			s.current.count(&s.current.dropped)
+			continue
+		}
+		s.inflight.Add(1)
+		s.wg.Add(1)
+		go s.send(s.current, i, due, false)
+	}
+}
+
+// send makes one request due at due and records it; a shed one is retried
+// once after its Retry-After when the config asks for it.
+func (s *scheduler) send(w *window, step int, due time.Time, retry bool) {
+	defer s.wg.Done()
+	defer s.inflight.Add(-1)
+	sent := time.Now()
+	r := s.cfg.Target(s.ctx)
+	done := time.Now()
+	t := timing{due: done.Sub(due), sent: done.Sub(sent), lag: sent.Sub(due), at: due}
+	if errors.Is(r.Err, context.Canceled) && s.ctx.Err() != nil {
+		return // the run ended; not the server's fault
+	}
+	s.rec.record(w, step, r, t)
+	if !s.cfg.RetryOn429 || retry || r.Status != 429 || s.ctx.Err() != nil {
+		return
+	}
+	select {
+	case <-s.ctx.Done():
+		return
+	case <-time.After(RetryWait(r.RetryAfter)):
+	}
+	w.count(&w.retried)
+	s.wg.Add(1)
+	s.inflight.Add(1)
+	s.send(w, step, time.Now(), true)
 }
