@@ -1,6 +1,7 @@
 package deploycheck
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -242,9 +243,14 @@ func TestDockerBuildContexts(t *testing.T) {
 			}
 			cmd.Dir = filepath.Join(ctx, module)
 			cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=readonly", "CGO_ENABLED=0")
-			out, err := cmd.CombinedOutput()
-			if err != nil || strings.TrimSpace(string(out)) != "" {
-				t.Errorf("the build context of %s does not build %s: %v\n%s", file, module, err, out)
+			// Judge by the exit status and the package errors on stdout:
+			// stderr also carries progress ("go: downloading ...") on a
+			// machine whose module cache is still empty.
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			if err != nil || strings.TrimSpace(stdout.String()) != "" {
+				t.Errorf("the build context of %s does not build %s: %v\n%s%s", file, module, err, stdout.String(), stderr.String())
 			}
 		})
 	}
