@@ -12,12 +12,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/failsafe-go/failsafe-go/priority"
 	"io"
 	"log/slog"
 	"net/http"
 	"time"
 
+	"github.com/failsafe-go/failsafe-go/priority"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 

@@ -19,9 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/strata-ref/strata/libs/mtls"
 	"github.com/strata-ref/strata/libs/testenv"
-	"sigs.k8s.io/yaml"
 )
 
 type dashboard struct {
