@@ -20,10 +20,13 @@
 // scoped per principal, so one user's key is invisible to another, and are
 // kept at least 24 hours before Reap deletes them in batches.
 //
-// The pieces: Middleware (gin) validates the header, fingerprints the body
-// and answers replays and mismatches from a completed key without touching
-// the handler; the store, inside its own transaction, calls Claim (or
-// QueueClaim in a pipelined batch) first and Complete (QueueComplete) last.
-// Schema is the table it needs, to put in the service's migrations.
+// The pieces: Middleware (gin) validates the header and puts the Request
+// (scope, key, fingerprint of method, path and body) in the context; the
+// handler takes it once and passes it down as a Keyed value, with how to
+// render the operation's result and the cipher for the stored body; the
+// store, inside its own transaction, claims the key first (Claim, or
+// QueueClaim in a pipelined batch) and records the response last
+// (QueueComplete). The service's migrations create the idempotency_keys
+// table.
 // See docs/idempotency.md.
 package idempotency

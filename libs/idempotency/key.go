@@ -88,29 +88,13 @@ func canonical(body []byte) []byte {
 	return out
 }
 
-// Request is one keyed request: who sent it, its key and its fingerprint.
-// The handler sets Render; the store claims and completes it inside the
-// transaction that does the work.
+// Request is one keyed request as the middleware admitted it: who sent
+// it, its key and its fingerprint. It is a fact about the request, never
+// changed after the middleware made it.
 type Request struct {
 	Scope       string // the principal the key belongs to
 	Key         string
 	Fingerprint []byte
-	// Render turns the operation's result into the response to store and
-	// send. It runs inside the transaction, so the stored bytes are the
-	// sent bytes.
-	Render func(result any) (Response, error)
-
-	// Cipher, when set, seals the stored response body (it may hold fields
-	// that are encrypted at rest elsewhere).
-	Cipher Cipher
-
-	claimed bool
-	lock    bool
-	found   bool
-	stored  Response
-	storedF []byte
-	// Result is the response stored by Complete, for the handler to send.
-	Result Response
 }
 
 // Response is what is stored for a completed key and replayed.

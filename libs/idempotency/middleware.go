@@ -15,52 +15,36 @@ import (
 
 type ctxKey struct{}
 
-// FromContext returns the keyed request the middleware admitted.
-func FromContext(ctx context.Context) *Request {
-	r, _ := ctx.Value(ctxKey{}).(*Request)
-	return r
+// FromContext returns the keyed request the middleware admitted. A handler
+// takes it once and passes it down (see Keyed); nothing below reads it from
+// the context.
+func FromContext(ctx context.Context) (Request, bool) {
+	r, ok := ctx.Value(ctxKey{}).(Request)
+	return r, ok
 }
 
 // WithRequest returns ctx carrying r (for callers outside gin).
-func WithRequest(ctx context.Context, r *Request) context.Context {
+func WithRequest(ctx context.Context, r Request) context.Context {
 	return context.WithValue(ctx, ctxKey{}, r)
+}
+
+// Config configures Middleware.
+type Config struct {
+	// Scope names the principal (the middleware runs after authentication);
+	// ok=false is 401.
+	Scope func(*gin.Context) (string, bool)
 }
 
 // Middleware guards a POST route:
 //  1. a missing or malformed Idempotency-Key is 400;
-//  2. the body is read once and fingerprinted with method and path;
-//  3. with Config.DB set, a key this principal already completed is
-//     answered here: the stored response with Idempotent-Replayed: true,
-//     or 422 for another body;
-//  4. otherwise the Request goes into the context for the store to claim
-//     (the claim answers replays and 422s as well: see Claimed).
-//
-// Config configures Middleware.
-type Config struct {
-	// DB, if set, serves the read-only fast path of step 3: one more
-	// query before every first request, in exchange for replays that never
-	// reach the handler. Nil leaves replays to the claim in the store's
-	// transaction, which needs no query of its own (it rides in the
-	// transaction's first batch). The ledger runs without it.
-	DB Querier
-	// Scope names the principal (the middleware runs after authentication);
-	// ok=false is 401.
-	Scope func(*gin.Context) (string, bool)
-	// OnReplay, if set, is called for every replayed response (a metric).
-	OnReplay func()
-	// Cipher, if set, seals stored response bodies.
-	Cipher Cipher
-}
-
-func (cfg Config) replayed() {
-	if cfg.OnReplay != nil {
-		cfg.OnReplay()
-	}
-}
-
-// Middleware returns the guard for keyed POST routes.
+//  2. a request without a principal is 401;
+//  3. the body is read once and fingerprinted with method and path;
+//  4. the Request (scope, key, fingerprint) goes into the context, for the
+//     handler to pass down to the store, which claims the key in the
+//     transaction that does the work: the claim answers replays, 409s and
+//     422s (see Claim.Err and Fail).
 func Middleware(cfg Config) gin.HandlerFunc {
-	db, scope := cfg.DB, cfg.Scope
+	scope := cfg.Scope
 	return func(c *gin.Context) {
 		key, err := ParseKey(c.Request.Header.Values(Header))
 		if err != nil {
@@ -83,29 +67,8 @@ func Middleware(cfg Config) gin.HandlerFunc {
 			return
 		}
 		c.Request.Body = io.NopCloser(bytes.NewReader(body))
-		r := &Request{Scope: who, Key: key, Fingerprint: Fingerprint(c.Request.Method, c.Request.URL.Path, body), Cipher: cfg.Cipher}
-		ctx := c.Request.Context()
-		if db == nil {
-			c.Request = c.Request.WithContext(WithRequest(ctx, r))
-			c.Next()
-			return
-		}
-		resp, found, err := Lookup(ctx, db, r)
-		switch {
-		case errors.Is(err, ErrMismatch):
-			Fail(c, err)
-			return
-		case err != nil:
-			_ = c.Error(err)
-			problem.Abort(c, problem.New(http.StatusServiceUnavailable, "idempotency store unavailable").WithRetryAfter(time.Second))
-			return
-		case found:
-			cfg.replayed()
-			Write(c, resp, true)
-			c.Abort()
-			return
-		}
-		c.Request = c.Request.WithContext(WithRequest(ctx, r))
+		r := Request{Scope: who, Key: key, Fingerprint: Fingerprint(c.Request.Method, c.Request.URL.Path, body)}
+		c.Request = c.Request.WithContext(WithRequest(c.Request.Context(), r))
 		c.Next()
 	}
 }

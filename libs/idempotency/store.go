@@ -11,24 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Schema is the table the package needs; put it in the service's migrations.
-const Schema = `
-CREATE TABLE idempotency_keys (
-    scope        text        NOT NULL,
-    key          text        NOT NULL,
-    fingerprint  bytea       NOT NULL,
-    status       integer     NOT NULL,
-    content_type text        NOT NULL,
-    body         bytea       NOT NULL,
-    created_at   timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (scope, key)
-);
-CREATE INDEX idempotency_keys_created_at ON idempotency_keys (created_at);
-`
-
-// Querier is what Lookup and Reap need: a pool, a connection or a tx.
+// Querier is what Reap needs: a pool, a connection or a tx.
 type Querier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
@@ -51,42 +35,73 @@ const (
 // them: true again for the transaction that holds the key (advisory locks
 // are re-entrant), false for a request that found it in flight, which then
 // locks no rows and cannot queue behind the very request it conflicts with.
-func (r *Request) LockKey() string {
+func (r Request) LockKey() string {
 	return fmt.Sprintf("idempotency:%d:%s:%s", len(r.Scope), r.Scope, r.Key)
 }
 
+// Keyed is what a store needs to make an operation with result T
+// idempotent, passed to it by the handler: the request (scope, key,
+// fingerprint), how to render the result as the response to store, and
+// the cipher that seals the stored body. The store claims the key first
+// (QueueClaim or Claim) and records the response last (QueueComplete), in
+// the transaction that does the work.
+type Keyed[T any] struct {
+	Request
+	// Render turns the operation's result into the response to store. It
+	// runs inside the transaction; the handler sends Render of the result
+	// the operation returns, the same bytes.
+	Render func(T) (Response, error)
+	// Cipher, when set, seals the stored response body (it may hold fields
+	// that are encrypted at rest elsewhere) and opens it for a replay.
+	Cipher Cipher
+}
+
+// Claim is one transaction's claim of a key, queued on a batch: what the
+// lock and the lookup found, read by Err once the batch has run.
+type Claim struct {
+	req     Request
+	cipher  Cipher
+	lock    bool
+	found   bool
+	stored  Response
+	storedF []byte
+}
+
 // QueueClaim queues the claim's two statements on b (pipelined with the
-// transaction's first reads); call Claimed after the batch has run.
-func (r *Request) QueueClaim(b *pgx.Batch) {
-	r.claimed = true
-	b.Queue(qLock, r.LockKey()).QueryRow(func(row pgx.Row) error { return row.Scan(&r.lock) })
-	b.Queue(qLookup, r.Scope, r.Key).QueryRow(func(row pgx.Row) error {
-		r.found = true
-		err := row.Scan(&r.storedF, &r.stored.Status, &r.stored.ContentType, &r.stored.Body)
+// transaction's first reads); call Err on the claim after the batch ran.
+func (k Keyed[T]) QueueClaim(b *pgx.Batch) *Claim {
+	c := &Claim{req: k.Request, cipher: k.Cipher}
+	b.Queue(qLock, k.LockKey()).QueryRow(func(row pgx.Row) error { return row.Scan(&c.lock) })
+	b.Queue(qLookup, k.Scope, k.Key).QueryRow(func(row pgx.Row) error {
+		c.found = true
+		err := row.Scan(&c.storedF, &c.stored.Status, &c.stored.ContentType, &c.stored.Body)
 		if errors.Is(err, pgx.ErrNoRows) {
-			r.found = false
+			c.found = false
 			return nil
 		}
 		return err
 	})
+	return c
 }
 
-// Claimed interprets a queued claim: nil means this transaction owns the key
-// and must Complete it; otherwise ErrInFlight, ErrMismatch or *Replay, and
-// the caller rolls back.
-func (r *Request) Claimed(ctx context.Context) error {
+// Err interprets the claim: nil means this transaction owns the key and
+// must complete it; otherwise ErrInFlight, ErrMismatch or *Replay, and the
+// caller rolls back.
+func (c *Claim) Err(ctx context.Context) error {
 	switch {
-	case !r.claimed:
-		return errors.New("idempotency: claim was not queued")
-	case !r.lock:
+	case !c.lock:
 		return ErrInFlight
-	case r.found:
-		if !bytes.Equal(r.storedF, r.Fingerprint) {
+	case c.found:
+		if !bytes.Equal(c.storedF, c.req.Fingerprint) {
 			return ErrMismatch
 		}
-		resp, err := r.open(ctx, r.stored)
-		if err != nil {
-			return err
+		resp := c.stored
+		if c.cipher != nil {
+			body, err := c.cipher.Open(ctx, c.req.Scope, c.req.Key, resp.Body)
+			if err != nil {
+				return fmt.Errorf("open stored response: %w", err)
+			}
+			resp.Body = body
 		}
 		return &Replay{Response: resp}
 	default:
@@ -94,56 +109,31 @@ func (r *Request) Claimed(ctx context.Context) error {
 	}
 }
 
-func (r *Request) open(ctx context.Context, resp Response) (Response, error) {
-	if r.Cipher == nil {
-		return resp, nil
-	}
-	body, err := r.Cipher.Open(ctx, r.Scope, r.Key, resp.Body)
-	if err != nil {
-		return Response{}, fmt.Errorf("open stored response: %w", err)
-	}
-	resp.Body = body
-	return resp, nil
-}
-
 // Claim runs the claim in tx without batching.
-func (r *Request) Claim(ctx context.Context, tx pgx.Tx) error {
+func (k Keyed[T]) Claim(ctx context.Context, tx pgx.Tx) error {
 	b := &pgx.Batch{}
-	r.QueueClaim(b)
+	c := k.QueueClaim(b)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("claim idempotency key: %w", err)
 	}
-	return r.Claimed(ctx)
+	return c.Err(ctx)
 }
 
-// QueueComplete renders result, records it as the key's response and
-// queues the insert that claims the key on b. The insert is the unique
-// constraint that guarantees one execution per key.
-func (r *Request) QueueComplete(ctx context.Context, b *pgx.Batch, result any) error {
-	resp, err := r.Render(result)
+// QueueComplete renders result, seals it and queues on b the insert that
+// records it as the key's response. The insert is the unique constraint
+// that guarantees one execution per key.
+func (k Keyed[T]) QueueComplete(ctx context.Context, b *pgx.Batch, result T) error {
+	resp, err := k.Render(result)
 	if err != nil {
 		return fmt.Errorf("render idempotent response: %w", err)
 	}
-	r.Result = resp
 	stored := resp.Body
-	if r.Cipher != nil {
-		if stored, err = r.Cipher.Seal(ctx, r.Scope, r.Key, resp.Body); err != nil {
+	if k.Cipher != nil {
+		if stored, err = k.Cipher.Seal(ctx, k.Scope, k.Key, resp.Body); err != nil {
 			return fmt.Errorf("seal stored response: %w", err)
 		}
 	}
-	b.Queue(qInsert, r.Scope, r.Key, r.Fingerprint, resp.Status, resp.ContentType, stored)
-	return nil
-}
-
-// Complete is QueueComplete run in tx at once.
-func (r *Request) Complete(ctx context.Context, tx pgx.Tx, result any) error {
-	b := &pgx.Batch{}
-	if err := r.QueueComplete(ctx, b, result); err != nil {
-		return err
-	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("complete idempotency key: %w", err)
-	}
+	b.Queue(qInsert, k.Scope, k.Key, k.Fingerprint, resp.Status, resp.ContentType, stored)
 	return nil
 }
 
@@ -153,26 +143,6 @@ func (r *Request) Complete(ctx context.Context, tx pgx.Tx, result any) error {
 func IsKeyTaken(err error) bool {
 	var pg *pgconn.PgError
 	return errors.As(err, &pg) && pg.Code == "23505" && pg.ConstraintName == "idempotency_keys_pkey"
-}
-
-// Lookup reads a completed key outside any transaction: the fast path for
-// replays, which then never reach the handler. found=false means run the
-// request (the transaction's claim decides the races).
-func Lookup(ctx context.Context, db Querier, r *Request) (Response, bool, error) {
-	var fp []byte
-	var resp Response
-	err := db.QueryRow(ctx, qLookup, r.Scope, r.Key).Scan(&fp, &resp.Status, &resp.ContentType, &resp.Body)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return Response{}, false, nil
-	case err != nil:
-		return Response{}, false, fmt.Errorf("look up idempotency key: %w", err)
-	}
-	if !bytes.Equal(fp, r.Fingerprint) {
-		return Response{}, true, ErrMismatch
-	}
-	resp, err = r.open(ctx, resp)
-	return resp, true, err
 }
 
 // Reap deletes keys created before cutoff, batch rows per statement so it

@@ -1,7 +1,7 @@
 // Package httpapi is the ledger's public HTTP surface: the /v1 routes
 // behind access-token authentication, the Idempotency-Key guard on every
-// POST, the JSON shapes of DESIGN.md section 5, and the one mapping from
-// domain errors to status codes (fail).
+// POST, the JSON shapes of the public API (docs/ledger.md), and the one
+// mapping from domain errors to status codes (fail).
 package httpapi
 
 import (
@@ -45,10 +45,9 @@ func New(svc *ledger.Service, auth *authn.Validator, cipher idempotency.Cipher, 
 func (a *API) Register(r gin.IRouter) {
 	api.Document.Register(r)
 	v1 := r.Group("/v1", a.auth.Middleware(a.log))
-	// No DB: no lookup before the handler. Replays and 422s are answered by
-	// the key's claim, which rides in the transaction's first batch
-	// (docs/idempotency.md, "Replays").
-	idem := idempotency.Middleware(idempotency.Config{Scope: principalScope, OnReplay: a.onReplay, Cipher: a.cipher})
+	// Replays and 422s are answered by the key's claim, which rides in the
+	// transaction's first batch (docs/idempotency.md, "Replays").
+	idem := idempotency.Middleware(idempotency.Config{Scope: principalScope})
 	v1.POST("/accounts", idem, a.openAccount)
 	v1.GET("/accounts", a.listAccounts)
 	v1.GET("/accounts/:id", a.getAccount)
@@ -113,11 +112,12 @@ type EntryJSON struct {
 	CreatedAt    time.Time `json:"created_at"`
 }
 
-// created renders a 201 response for the idempotency key: these exact
-// bytes are stored in the transaction and sent, now and on every replay.
-func created[T, J any](conv func(T) J) func(any) (idempotency.Response, error) {
-	return func(v any) (idempotency.Response, error) {
-		body, err := json.Marshal(conv(v.(T)))
+// created renders a result as a 201 response. The store records these
+// bytes with the idempotency key and the handler sends the same rendering
+// of the same result, so the first answer and every replay are identical.
+func created[T, J any](conv func(T) J) func(T) (idempotency.Response, error) {
+	return func(v T) (idempotency.Response, error) {
+		body, err := json.Marshal(conv(v))
 		if err != nil {
 			return idempotency.Response{}, err
 		}
@@ -125,9 +125,29 @@ func created[T, J any](conv func(T) J) func(any) (idempotency.Response, error) {
 	}
 }
 
-// respond sends what the store stored for the key.
-func respond(c *gin.Context) {
-	idempotency.Write(c, idempotency.FromContext(c.Request.Context()).Result, false)
+// errNoKey is a keyed route mounted without the idempotency middleware.
+var errNoKey = errors.New("httpapi: no idempotency key in the request's context")
+
+// keyed takes the request the idempotency middleware admitted, once, and
+// pairs it with how to render the operation's result and the cipher that
+// seals the stored copy: what the store needs to claim and complete the key.
+func keyed[T, J any](c *gin.Context, conv func(T) J, cipher idempotency.Cipher) (*idempotency.Keyed[T], error) {
+	req, ok := idempotency.FromContext(c.Request.Context())
+	if !ok {
+		return nil, errNoKey
+	}
+	return &idempotency.Keyed[T]{Request: req, Render: created(conv), Cipher: cipher}, nil
+}
+
+// respond sends the operation's result, rendered as the store recorded it
+// with the key.
+func respond[T any](a *API, c *gin.Context, key *idempotency.Keyed[T], result T) {
+	resp, err := key.Render(result)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	idempotency.Write(c, resp, false)
 }
 
 type openAccountRequest struct {
@@ -140,12 +160,17 @@ func (a *API) openAccount(c *gin.Context) {
 	if !server.DecodeJSON(c, &req) {
 		return
 	}
-	idempotency.FromContext(c.Request.Context()).Render = created(accountJSON)
-	if _, err := a.svc.OpenAccount(c.Request.Context(), principal(c), req.Currency, req.Name); err != nil {
+	key, err := keyed(c, accountJSON, a.cipher)
+	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	respond(c)
+	acct, err := a.svc.OpenAccount(c.Request.Context(), principal(c), req.Currency, req.Name, key)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	respond(a, c, key, acct)
 }
 
 func (a *API) listAccounts(c *gin.Context) {
@@ -207,12 +232,17 @@ func (a *API) deposit(c *gin.Context) {
 	if !server.DecodeJSON(c, &req) {
 		return
 	}
-	idempotency.FromContext(c.Request.Context()).Render = created(transferJSON)
-	if _, err := a.svc.Deposit(c.Request.Context(), principal(c), req.AccountID, req.Amount, req.Currency); err != nil {
+	key, err := keyed(c, transferJSON, a.cipher)
+	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	respond(c)
+	t, err := a.svc.Deposit(c.Request.Context(), principal(c), req.AccountID, req.Amount, req.Currency, key)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	respond(a, c, key, t)
 }
 
 type transferRequest struct {
@@ -228,14 +258,18 @@ func (a *API) transfer(c *gin.Context) {
 	if !server.DecodeJSON(c, &req) {
 		return
 	}
-	idempotency.FromContext(c.Request.Context()).Render = created(transferJSON)
-	_, err := a.svc.Transfer(c.Request.Context(), principal(c), ledger.TransferRequest{From: req.FromAccountID,
-		To: req.ToAccountID, Amount: req.Amount, Currency: req.Currency, Memo: req.Memo})
+	key, err := keyed(c, transferJSON, a.cipher)
 	if err != nil {
 		a.fail(c, err)
 		return
 	}
-	respond(c)
+	t, err := a.svc.Transfer(c.Request.Context(), principal(c), ledger.TransferRequest{From: req.FromAccountID,
+		To: req.ToAccountID, Amount: req.Amount, Currency: req.Currency, Memo: req.Memo}, key)
+	if err != nil {
+		a.fail(c, err)
+		return
+	}
+	respond(a, c, key, t)
 }
 
 func (a *API) getTransfer(c *gin.Context) {

@@ -7,7 +7,9 @@
 // one database transaction that the Store owns. The domain's rules run
 // inside that transaction on the locked rows, through the decide callback.
 // Sensitive fields (account name, memo) reach the Store only sealed by the
-// envelope package. This package knows nothing of gin or pgx.
+// envelope package. An idempotent request's key (idempotency.Keyed) is
+// passed to the Store with the operation, which claims and completes it in
+// the same transaction. This package imports no gin and no pgx.
 // See docs/ledger.md.
 package ledger
 
@@ -15,6 +17,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/strata-ref/strata/libs/idempotency"
 )
 
 // Kinds of account. The settlement account (one per currency) is the
@@ -146,19 +150,21 @@ type Posting struct {
 // Store is the ledger's persistence (Postgres).
 type Store interface {
 	// CreateAccount inserts a customer account. a carries the plaintext for
-	// the response; only name is stored.
-	CreateAccount(ctx context.Context, a Account, name Sealed) error
+	// the response; only name is stored. A non-nil key is claimed and
+	// completed with a's response in the same transaction.
+	CreateAccount(ctx context.Context, a Account, name Sealed, key *idempotency.Keyed[Account]) error
 	Account(ctx context.Context, id string) (AccountRecord, error)
 	AccountsByOwner(ctx context.Context, owner string) ([]AccountRecord, error)
 	// Post runs one double-entry transfer in one transaction: it locks both
 	// accounts in a deterministic order, calls decide with the locked rows
 	// (decide applies the rules and returns the transfer to record, or an
 	// error that rolls everything back), then writes the transfer, both
-	// postings, both balances and the transfer.posted outbox event. If ctx
-	// carries an idempotency.Request, its key is claimed in the same
-	// transaction. Serialization failures and deadlocks are retried a
-	// bounded number of times.
-	Post(ctx context.Context, p Posting, decide func(from, to Account) (Transfer, error)) (Transfer, error)
+	// postings, both balances and the transfer.posted outbox event. A
+	// non-nil key is claimed in the same transaction before the locks and
+	// completed with the transfer's response before the commit.
+	// Serialization failures and deadlocks are retried a bounded number of
+	// times.
+	Post(ctx context.Context, p Posting, key *idempotency.Keyed[Transfer], decide func(from, to Account) (Transfer, error)) (Transfer, error)
 	Transfer(ctx context.Context, id string) (TransferRecord, error)
 	// Entries lists an account's postings, newest first, with id < before
 	// (0: from the newest).

@@ -13,6 +13,7 @@ import (
 
 	"github.com/strata-ref/strata/libs/authn"
 	"github.com/strata-ref/strata/libs/crypto/envelope"
+	"github.com/strata-ref/strata/libs/idempotency"
 )
 
 // Limits on what a request may carry.
@@ -64,8 +65,9 @@ func NewService(cfg Config) *Service {
 	return &Service{store: cfg.Store, seal: cfg.Envelope, authz: cfg.Authorizer, sessions: cfg.Sessions, now: cfg.Now, log: cfg.Logger}
 }
 
-// OpenAccount opens an account in the caller's name and region.
-func (s *Service) OpenAccount(ctx context.Context, p authn.Principal, currency, name string) (Account, error) {
+// OpenAccount opens an account in the caller's name and region. A non-nil
+// key makes it idempotent: the store claims it with the account's insert.
+func (s *Service) OpenAccount(ctx context.Context, p authn.Principal, currency, name string, key *idempotency.Keyed[Account]) (Account, error) {
 	if !Currencies[currency] {
 		return Account{}, invalid("currency must be one of the supported ISO 4217 codes")
 	}
@@ -84,7 +86,7 @@ func (s *Service) OpenAccount(ctx context.Context, p authn.Principal, currency, 
 	if err != nil {
 		return Account{}, err
 	}
-	if err := s.store.CreateAccount(ctx, a, sealed); err != nil {
+	if err := s.store.CreateAccount(ctx, a, sealed, key); err != nil {
 		return Account{}, fmt.Errorf("open account: %w", err)
 	}
 	return a, nil
@@ -130,8 +132,10 @@ type TransferRequest struct {
 	Memo     string
 }
 
-// Transfer moves money between two accounts; the caller must own From.
-func (s *Service) Transfer(ctx context.Context, p authn.Principal, in TransferRequest) (Transfer, error) {
+// Transfer moves money between two accounts; the caller must own From. A
+// non-nil key makes it idempotent: the store claims it in the transfer's
+// transaction.
+func (s *Service) Transfer(ctx context.Context, p authn.Principal, in TransferRequest, key *idempotency.Keyed[Transfer]) (Transfer, error) {
 	if err := validMove(in.Amount, in.Currency); err != nil {
 		return Transfer{}, err
 	}
@@ -158,7 +162,7 @@ func (s *Service) Transfer(ctx context.Context, p authn.Principal, in TransferRe
 	now := s.now()
 	posting := Posting{ID: id, From: in.From, To: in.To, Amount: in.Amount, Currency: in.Currency, Kind: TransferKind,
 		Memo: memo, CreatedAt: now.UTC().Truncate(time.Microsecond)}
-	return s.store.Post(ctx, posting, func(from, to Account) (Transfer, error) {
+	return s.store.Post(ctx, posting, key, func(from, to Account) (Transfer, error) {
 		switch {
 		case !s.authz.Allowed(ctx, p, ActionRead, resourceOf(from), now):
 			return Transfer{}, ErrNotFound
@@ -171,8 +175,9 @@ func (s *Service) Transfer(ctx context.Context, p authn.Principal, in TransferRe
 	})
 }
 
-// Deposit brings money in from the bank's settlement account.
-func (s *Service) Deposit(ctx context.Context, p authn.Principal, accountID string, amount int64, currency string) (Transfer, error) {
+// Deposit brings money in from the bank's settlement account (key as for
+// Transfer).
+func (s *Service) Deposit(ctx context.Context, p authn.Principal, accountID string, amount int64, currency string, key *idempotency.Keyed[Transfer]) (Transfer, error) {
 	if err := validMove(amount, currency); err != nil {
 		return Transfer{}, err
 	}
@@ -188,7 +193,7 @@ func (s *Service) Deposit(ctx context.Context, p authn.Principal, accountID stri
 	now := s.now()
 	posting := Posting{ID: newID(), To: accountID, Amount: amount, Currency: currency, Kind: DepositKind,
 		CreatedAt: now.UTC().Truncate(time.Microsecond)}
-	return s.store.Post(ctx, posting, func(from, to Account) (Transfer, error) {
+	return s.store.Post(ctx, posting, key, func(from, to Account) (Transfer, error) {
 		switch {
 		case to.Kind != KindCustomer, !s.authz.Allowed(ctx, p, ActionRead, resourceOf(to), now):
 			return Transfer{}, ErrNotFound
@@ -332,43 +337,3 @@ func resourceOf(a Account) Resource {
 // newID is a UUIDv7: time-ordered, so new rows land at the right edge of
 // the primary-key index.
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
-
-// ResponseCipher seals the responses stored with idempotency keys: they
-// echo account names and memos, which must not sit in clear in the
-// idempotency table either. Each stored response is its own record: a
-// fresh data key, bound to the key's scope and name.
-type ResponseCipher struct{ Envelope *envelope.Envelope }
-
-const responseTable = "idempotency_keys"
-
-// Seal implements idempotency.Cipher: wrapped-key length (2 bytes), wrapped
-// key, then the sealed body.
-func (c ResponseCipher) Seal(ctx context.Context, scope, key string, body []byte) ([]byte, error) {
-	dk, err := c.Envelope.NewDataKey(ctx, responseTable, scope+"|"+key)
-	if err != nil {
-		return nil, fmt.Errorf("seal response: %w", ErrUnavailable)
-	}
-	n := len(dk.Wrapped)
-	out := append([]byte{byte(n >> 8), byte(n)}, dk.Wrapped...)
-	return append(out, dk.Seal("body", body)...), nil
-}
-
-// Open implements idempotency.Cipher.
-func (c ResponseCipher) Open(ctx context.Context, scope, key string, sealed []byte) ([]byte, error) {
-	if len(sealed) < 2 || len(sealed) < 2+int(sealed[0])<<8|int(sealed[1]) {
-		return nil, ErrIntegrity
-	}
-	n := int(sealed[0])<<8 | int(sealed[1])
-	wrapped := sealed[2 : 2+n]
-	dk, err := c.Envelope.OpenDataKey(ctx, responseTable, scope+"|"+key, wrapped, envelope.WrappedKEKID(wrapped))
-	if errors.Is(err, envelope.ErrDecrypt) {
-		return nil, fmt.Errorf("open response: %w", ErrIntegrity)
-	} else if err != nil {
-		return nil, fmt.Errorf("open response: %w", ErrUnavailable)
-	}
-	body, err := dk.Open("body", sealed[2+n:])
-	if err != nil {
-		return nil, fmt.Errorf("open response: %w", ErrIntegrity)
-	}
-	return body, nil
-}

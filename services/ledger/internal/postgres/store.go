@@ -71,20 +71,19 @@ func scanAccount(row pgx.Row) (ledger.AccountRecord, error) {
 }
 
 // CreateAccount implements ledger.Store.
-func (s *Store) CreateAccount(ctx context.Context, a ledger.Account, name ledger.Sealed) error {
+func (s *Store) CreateAccount(ctx context.Context, a ledger.Account, name ledger.Sealed, key *idempotency.Keyed[ledger.Account]) error {
 	const q = `INSERT INTO accounts (id, owner, kind, currency, balance, region, name_ct, name_dek, name_kek, created_at)
 	           VALUES ($1, $2, 'customer', $3, 0, $4, $5, $6, $7, $8)`
 	return s.inTx(ctx, func(tx pgx.Tx) error {
-		idem := idempotency.FromContext(ctx)
-		if idem != nil {
-			if err := idem.Claim(ctx, tx); err != nil {
+		if key != nil {
+			if err := key.Claim(ctx, tx); err != nil {
 				return err
 			}
 		}
 		b := &pgx.Batch{}
 		b.Queue(q, a.ID, a.Owner, a.Currency, a.Region, name.Ciphertext, name.WrappedKey, name.KEKID, a.CreatedAt)
-		if idem != nil {
-			if err := idem.QueueComplete(ctx, b, a); err != nil {
+		if key != nil {
+			if err := key.QueueComplete(ctx, b, a); err != nil {
 				return err
 			}
 		}
@@ -117,7 +116,7 @@ func (s *Store) AccountsByOwner(ctx context.Context, owner string) ([]ledger.Acc
 // any other service is waited for, and the account locks are held for one
 // round trip plus the commit. (With BeforeCommit set, the tests' crash
 // point, the COMMIT goes on its own after the hook.)
-func (s *Store) Post(ctx context.Context, p ledger.Posting, decide func(from, to ledger.Account) (ledger.Transfer, error)) (ledger.Transfer, error) {
+func (s *Store) Post(ctx context.Context, p ledger.Posting, key *idempotency.Keyed[ledger.Transfer], decide func(from, to ledger.Account) (ledger.Transfer, error)) (ledger.Transfer, error) {
 	// Both rows in one statement, ordered by id: the lock order is the
 	// same for every transaction, whichever way the money flows.
 	// $2 is the idempotency key's lock (idempotency.Request.LockKey): a
@@ -162,12 +161,12 @@ func (s *Store) Post(ctx context.Context, p ledger.Posting, decide func(from, to
 
 	var out ledger.Transfer
 	err := s.inPipelinedTx(ctx, func(tx *pipelinedTx) error {
-		idem := idempotency.FromContext(ctx)
 		b := tx.Begin()
-		lockKey, scope, key := "", "", ""
-		if idem != nil {
-			idem.QueueClaim(b)
-			lockKey, scope, key = idem.LockKey(), idem.Scope, idem.Key
+		var claim *idempotency.Claim
+		var lockKey, scope, name string
+		if key != nil {
+			claim = key.QueueClaim(b)
+			lockKey, scope, name = key.LockKey(), key.Scope, key.Key
 		}
 		var locked []ledger.Account
 		collect := func(rows pgx.Rows) error {
@@ -181,15 +180,15 @@ func (s *Store) Post(ctx context.Context, p ledger.Posting, decide func(from, to
 			return rows.Err()
 		}
 		if p.From == "" {
-			b.Queue(qLockDeposit, binaryUUID(p.To), lockKey, p.Currency, scope, key).Query(collect)
+			b.Queue(qLockDeposit, binaryUUID(p.To), lockKey, p.Currency, scope, name).Query(collect)
 		} else {
-			b.Queue(qLock, binaryUUID(p.From), lockKey, binaryUUID(p.To), scope, key).Query(collect)
+			b.Queue(qLock, binaryUUID(p.From), lockKey, binaryUUID(p.To), scope, name).Query(collect)
 		}
 		if err := tx.Send(ctx, b); err != nil {
 			return err
 		}
-		if idem != nil {
-			if err := idem.Claimed(ctx); err != nil {
+		if claim != nil {
+			if err := claim.Err(ctx); err != nil {
 				return err
 			}
 		}
@@ -212,8 +211,8 @@ func (s *Store) Post(ctx context.Context, p ledger.Posting, decide func(from, to
 		w := &pgx.Batch{}
 		w.Queue(qWrite, binaryUUID(from.ID), -t.Amount, binaryUUID(to.ID), t.Amount, binaryUUID(t.ID), t.Kind, t.Currency, p.Memo.Ciphertext, p.Memo.WrappedKey, p.Memo.KEKID,
 			t.CreatedAt, from.Balance-t.Amount, to.Balance+t.Amount, eventID, ledger.EventTransferPosted, ev, ledger.TraceParent(ctx))
-		if idem != nil {
-			if err := idem.QueueComplete(ctx, w, t); err != nil {
+		if key != nil {
+			if err := key.QueueComplete(ctx, w, t); err != nil {
 				return err
 			}
 		}

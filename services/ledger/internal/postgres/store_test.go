@@ -26,12 +26,12 @@ func TestPostRunsAgainOnAConnectionFoundDead(t *testing.T) {
 	sealed := ledger.Sealed{Ciphertext: []byte{1}, WrappedKey: []byte{2}, KEKID: "test"}
 	from, to := uuid.NewString(), uuid.NewString()
 	for _, id := range []string{from, to} {
-		if err := store.CreateAccount(ctx, ledger.Account{ID: id, Owner: "conn-test", Currency: "EUR", Region: "eu", CreatedAt: now}, sealed); err != nil {
+		if err := store.CreateAccount(ctx, ledger.Account{ID: id, Owner: "conn-test", Currency: "EUR", Region: "eu", CreatedAt: now}, sealed, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	post := func(p ledger.Posting) error {
-		_, err := store.Post(ctx, p, func(f, to ledger.Account) (ledger.Transfer, error) {
+		_, err := store.Post(ctx, p, nil, func(f, to ledger.Account) (ledger.Transfer, error) {
 			return ledger.Transfer{ID: p.ID, FromAccountID: f.ID, ToAccountID: to.ID, Amount: p.Amount, Currency: p.Currency,
 				Kind: p.Kind, CreatedAt: p.CreatedAt}, nil
 		})
