@@ -590,7 +590,7 @@ func TestWritesCheckTheSession(t *testing.T) {
 func reapKeysOnce(t *testing.T, h *harness, retention time.Duration) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { reapKeys(ctx, h.pool, retention, h.app.svcLogger()); close(done) }()
+	go func() { reapKeys(ctx, h.pool, retention, h.app.log); close(done) }()
 	time.Sleep(300 * time.Millisecond)
 	cancel()
 	<-done

@@ -150,7 +150,6 @@ type deps struct {
 type app struct {
 	srv   *server.Server
 	store *postgres.Store
-	svc   *ledger.Service
 	relay *ledger.Relay
 	log   *slog.Logger
 }
@@ -184,7 +183,7 @@ func newServer(kit *server.Kit, cfg settings, pool *pgxpool.Pool, d deps) (*app,
 	// Leader: one active relay across the ledger's replicas (an advisory lock).
 	relay := &ledger.Relay{Outbox: store, Sink: d.Sink, Observer: m, Leader: store.RelayLock(), Log: kit.Logger,
 		Tracer: kit.Tracing.Provider.Tracer("github.com/strata-ref/strata/services/ledger/relay")}
-	return &app{srv: srv, store: store, svc: svc, relay: relay, log: kit.Logger}, nil
+	return &app{srv: srv, store: store, relay: relay, log: kit.Logger}, nil
 }
 
 // reapKeys deletes idempotency keys older than retention, hourly.
@@ -247,5 +246,3 @@ func (m *metrics) Lag(pending int64, oldest time.Duration) {
 	m.pending.Set(float64(pending))
 	m.lag.Set(oldest.Seconds())
 }
-
-func (a *app) svcLogger() *slog.Logger { return a.log }

@@ -59,7 +59,7 @@ func (c *Config) defaults() {
 	}
 }
 
-// Observer receives what a student wants to see as metrics.
+// Observer receives the ingest outcomes worth a metric.
 type Observer interface {
 	Ingested(source string, events, rows int)
 	Refused(source, reason string) // invalid, unknown_account, session, unavailable, shed
@@ -97,9 +97,6 @@ func NewService(store Store, cfg Config, obs Observer, res *resilience.Metrics, 
 		owners: newOwnerCache(100_000),
 	}
 }
-
-// BreakerState reports the Cassandra breaker's state, for tests and logs.
-func (s *Service) BreakerState() circuitbreaker.State { return s.cb.State() }
 
 // RetryAfter is how long a client should wait after ErrUnavailable: the
 // breaker's remaining open delay, at least one second.
