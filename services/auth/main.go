@@ -214,8 +214,8 @@ func openKeys(ctx context.Context, cfg settings, store *postgres.Store) (*keys.M
 	return keys.NewManager(ctx, store, kek, keys.Config{MaxTokenLifetime: 16 * time.Minute})
 }
 
-// clients are the OAuth clients of DESIGN.md section 5: configuration, so
-// they are (re)registered at every start.
+// clients are Strata's OAuth clients (docs/authentication.md): configuration,
+// so they are (re)registered at every start.
 var clients = []identity.Client{
 	{
 		ID: "strata-cli", Kind: identity.PublicClient, AuthMethod: identity.AuthNone,
@@ -276,7 +276,7 @@ func registerClients(ctx context.Context, store *postgres.Store, console identit
 	return nil
 }
 
-// demoUsers are DESIGN.md section 5's.
+// demoUsers are the demo accounts of docs/authentication.md, one per role.
 var demoUsers = []identity.NewUserInput{
 	{Username: "alice", Roles: []string{"customer"}, Region: "eu"},
 	{Username: "bob", Roles: []string{"customer"}, Region: "us"},

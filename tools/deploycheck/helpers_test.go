@@ -11,7 +11,7 @@ import (
 )
 
 // Services are Strata's four services and their public ports; each
-// internal (mTLS) port is public + 1000 (DESIGN.md section 5).
+// internal (mTLS) port is public + 1000 (README.md, "What runs where").
 var Services = []struct {
 	Name string
 	Port int

@@ -1,5 +1,5 @@
 // Package envelope is Strata's encryption at rest: envelope encryption of
-// the sensitive fields of a record (DESIGN.md section 2, layer 5).
+// the sensitive fields of a record (docs/encryption-at-rest.md).
 //
 // Every record gets its own random 256-bit data key (DEK). The DEK encrypts
 // the record's fields with AES-256-GCM, and each field's associated data is

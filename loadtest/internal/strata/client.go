@@ -1,5 +1,5 @@
-// Package strata is the load generator's client of Strata's public API
-// (DESIGN.md section 5): it signs users in through the real OIDC flow and
+// Package strata is the load generator's client of Strata's public API (the
+// routes in README.md and docs/): it signs users in through the real OIDC flow and
 // calls the ledger, analytics and session services as a user would, with an
 // Idempotency-Key on every POST.
 package strata

@@ -38,7 +38,7 @@ import (
 	"github.com/strata-ref/strata/services/auth/internal/keys"
 )
 
-// Paths of the public contract (DESIGN.md section 5).
+// Paths of the public contract (docs/authentication.md).
 const (
 	PathDiscovery  = "/.well-known/openid-configuration"
 	PathJWKS       = "/.well-known/jwks.json"

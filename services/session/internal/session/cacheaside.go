@@ -61,7 +61,7 @@ func (c *Config) defaults() {
 	}
 }
 
-// Observer receives the events a student wants to see as metrics.
+// Observer receives the cache outcomes worth a metric.
 type Observer interface {
 	CacheResult(result string) // hit, miss, negative_hit, bypass, error
 	Collapsed()                // a miss that shared another caller's database read
