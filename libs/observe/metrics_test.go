@@ -83,7 +83,7 @@ func TestSpanCarriesRouteTemplate(t *testing.T) {
 	for _, s := range spans {
 		path := ""
 		for _, a := range s.Attributes {
-			v := a.Value.Emit()
+			v := a.Value.String()
 			if strings.Contains(v, sid) {
 				t.Errorf("span %q attribute %s holds the sid: %s", s.Name, a.Key, v)
 			}

@@ -90,7 +90,7 @@ func NewTracing(ctx context.Context, cfg TracingConfig) (*Tracing, error) {
 	}
 	limits := sdktrace.NewSpanLimits()
 	limits.AttributeValueLengthLimit = MaxAttributeLength
-	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithSpanLimits(limits)}
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithRawSpanLimits(limits)}
 	if os.Getenv("OTEL_TRACES_SAMPLER") == "" {
 		// Set, the SDK reads it (and _ARG) itself; an explicit WithSampler
 		// would override it.

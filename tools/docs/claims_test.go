@@ -158,9 +158,7 @@ func goDecls(t *testing.T, root string) map[string]map[string]bool {
 // spans returns the text of every code span and code block of a page.
 func spans(text string) []string {
 	var out []string
-	for _, m := range fence.FindAllString(text, -1) {
-		out = append(out, m)
-	}
+	out = append(out, fence.FindAllString(text, -1)...)
 	for _, m := range codeSpan.FindAllStringSubmatch(fence.ReplaceAllString(text, ""), -1) {
 		out = append(out, m[1])
 	}

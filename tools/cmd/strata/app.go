@@ -116,20 +116,6 @@ func newFlagSet(name string) *flag.FlagSet {
 	return fs
 }
 
-// parse parses a command's flags and refuses extra arguments beyond want.
-func parse(fs *flag.FlagSet, args []string, want int) ([]string, error) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
-		}
-		return nil, usagef("%s: %v", fs.Name(), err)
-	}
-	if fs.NArg() != want {
-		return nil, usagef("%s: unexpected arguments %q", fs.Name(), fs.Args())
-	}
-	return fs.Args(), nil
-}
-
 func (a *app) dispatch(ctx context.Context, args []string) error {
 	stackCA := filepath.Join(".stack", "certs", "ca.pem")
 	if d := a.getenv("STRATA_STACK_DIR"); d != "" {
