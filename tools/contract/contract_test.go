@@ -59,10 +59,13 @@ func TestSchemathesis(t *testing.T) {
 		if token != "" {
 			args = append(args, "--header", "Authorization: Bearer "+token)
 		}
+		if err := os.MkdirAll(reports, 0o755); err != nil {
+			t.Fatal(err)
+		}
 		cmd := exec.Command(script, args...)
+		cmd.Dir = reports // its cache (.schemathesis) goes there, with the reports
 		cmd.Env = append(os.Environ(), "STRATA_STACK_DIR="+st.Dir)
 		out, err := cmd.CombinedOutput()
-		_ = os.MkdirAll(reports, 0o755)
 		_ = os.WriteFile(filepath.Join(reports, name+".txt"), out, 0o644)
 		if err != nil {
 			t.Errorf("schemathesis %s: %v\n%s", name, err, out)
