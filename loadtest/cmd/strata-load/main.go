@@ -93,28 +93,29 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	name, rest := fs.Arg(0), fs.Args()[min(1, fs.NArg()):]
+	switch name {
+	case "chaos", "smoke": // their own flags follow the command
+	default:
+		// Flags may follow the command too (strata-load ramp -duration 30s):
+		// flag stops at the first argument, so parse what follows it.
+		if err := fs.Parse(rest); err != nil {
+			return err
+		}
+		if fs.NArg() > 0 {
+			return fmt.Errorf("unexpected arguments after %s: %q", name, fs.Args())
+		}
+	}
 	o.services = scenario.NativeServices
 	if *internal != "" {
 		o.services = nil
 		for _, kv := range strings.Split(*internal, ",") {
-			name, url, _ := strings.Cut(kv, "=")
-			o.services = append(o.services, scenario.Service{Name: name, Internal: url})
+			svc, url, _ := strings.Cut(kv, "=")
+			o.services = append(o.services, scenario.Service{Name: svc, Internal: url})
 		}
 		o.services = scenario.NameReplicas(o.services)
 	}
-	src, err := mtls.NewSource(mtls.Files{CA: filepath.Join(o.certs, "ca.pem"),
-		Cert: filepath.Join(o.certs, "loadtest.pem"), Key: filepath.Join(o.certs, "loadtest-key.pem")})
-	if err != nil {
-		return err
-	}
-	switch name := fs.Arg(0); name {
-	case "probe":
-		return probe(ctx, src, o, stdout)
-	case "chaos":
-		return runChaos(ctx, fs.Args()[1:], src, o, stdout)
-	case "smoke":
-		return runSmoke(ctx, fs.Args()[1:], src, o, stdout)
-	case "list", "":
+	if name == "list" || name == "" { // needs no certificates: works before make certs
 		names := make([]string, 0, len(scenario.Specs))
 		for n := range scenario.Specs {
 			names = append(names, n)
@@ -124,18 +125,30 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			fmt.Fprintf(stdout, "%-12s %s\n", n, scenario.Specs[n].Doc)
 		}
 		return nil
-	default:
-		spec, ok := scenario.Specs[name]
-		if !ok {
-			return fmt.Errorf("unknown scenario %q (strata-load list)", name)
-		}
-		if o.only != "" {
-			if spec, err = scenario.Only(spec, o.only); err != nil {
-				return err
-			}
-		}
-		return runScenario(ctx, spec, src, o, stdout)
 	}
+	spec, isScenario := scenario.Specs[name]
+	if !isScenario && name != "probe" && name != "chaos" && name != "smoke" {
+		return fmt.Errorf("unknown scenario %q (strata-load list)", name)
+	}
+	src, err := mtls.NewSource(mtls.Files{CA: filepath.Join(o.certs, "ca.pem"),
+		Cert: filepath.Join(o.certs, "loadtest.pem"), Key: filepath.Join(o.certs, "loadtest-key.pem")})
+	if err != nil {
+		return fmt.Errorf("%w (make certs creates them)", err)
+	}
+	switch name {
+	case "probe":
+		return probe(ctx, src, o, stdout)
+	case "chaos":
+		return runChaos(ctx, rest, src, o, stdout)
+	case "smoke":
+		return runSmoke(ctx, rest, src, o, stdout)
+	}
+	if o.only != "" {
+		if spec, err = scenario.Only(spec, o.only); err != nil {
+			return err
+		}
+	}
+	return runScenario(ctx, spec, src, o, stdout)
 }
 
 func runScenario(ctx context.Context, spec scenario.Spec, src *mtls.Source, o options, w io.Writer) error {

@@ -175,7 +175,7 @@ func runSmoke(ctx context.Context, args []string, src *mtls.Source, o options, w
 		if r.Status != http.StatusOK {
 			return "", fmt.Errorf("the other session after the revoke: %d, want 200", r.Status)
 		}
-		return fmt.Sprintf("DELETE 204; its token's write 401; the other session still 200"), nil
+		return "DELETE 204; its token's write 401; the other session still 200", nil
 	}); err != nil {
 		return err
 	}

@@ -1,15 +1,18 @@
 package scenario
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/strata-ref/strata/libs/mtls"
 	"github.com/strata-ref/strata/loadtest/internal/strata"
@@ -114,15 +117,16 @@ func (s *Sampler) Sample(ctx context.Context) map[string]float64 {
 	return out
 }
 
-// Gauge scrapes one metric value (exact series text) from a service: one
-// replica by its label ("ledger-b"), or by the service's name the first
-// replica that answers.
-func (s *Sampler) Gauge(ctx context.Context, service, series string) (float64, error) {
+// Gauge scrapes the value of one series from a service: the family name
+// and, in pairs, labels it must carry ("listener", "public"); one replica
+// by its label ("ledger-b"), or by the service's name the first replica
+// that answers.
+func (s *Sampler) Gauge(ctx context.Context, service, name string, labels ...string) (float64, error) {
 	var errs []error
 	for _, exact := range []bool{true, false} {
 		for _, svc := range s.services {
 			if (exact && svc.Label() == service) || (!exact && svc.Name == service) {
-				g, err := s.scrapeRaw(ctx, svc, series)
+				g, err := s.series(ctx, svc, name, labels...)
 				if err == nil || exact {
 					return g, err
 				}
@@ -136,71 +140,95 @@ func (s *Sampler) Gauge(ctx context.Context, service, series string) (float64, e
 	return 0, fmt.Errorf("no service %s", service)
 }
 
-// metrics reads svc's /metrics and hands each line to each, until each
-// returns false or the text ends.
-func (s *Sampler) metrics(ctx context.Context, svc Service, each func(line string) bool) error {
+// families reads svc's /metrics, parsed by Prometheus's own text-format
+// parser (prometheus/common/expfmt) into metric families by name.
+func (s *Sampler) families(ctx context.Context, svc Service) (map[string]*dto.MetricFamily, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, svc.Internal+"/metrics", nil)
 	resp, err := s.clients[svc.Name].Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if !each(sc.Text()) {
-			return nil
-		}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s /metrics: %s", svc.Label(), resp.Status)
 	}
-	return sc.Err()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	return p.TextToMetricFamilies(resp.Body)
 }
 
-// value parses the sample of line if it starts with prefix (a series name
-// and its labels, up to the space before the value).
-func value(line, prefix string) (float64, bool) {
-	rest, ok := strings.CutPrefix(line, prefix)
-	if !ok {
-		return 0, false
+// hasLabels reports whether m carries every name/value pair of labels.
+func hasLabels(m *dto.Metric, labels ...string) bool {
+	for i := 0; i+1 < len(labels); i += 2 {
+		if !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetName() == labels[i] && l.GetValue() == labels[i+1] }) {
+			return false
+		}
 	}
-	v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-	return v, err == nil
+	return true
+}
+
+// label returns m's value of label name.
+func label(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+// sampleOf is the value of a gauge, counter or untyped sample.
+func sampleOf(m *dto.Metric) float64 {
+	switch {
+	case m.Gauge != nil:
+		return m.GetGauge().GetValue()
+	case m.Counter != nil:
+		return m.GetCounter().GetValue()
+	default:
+		return m.GetUntyped().GetValue()
+	}
+}
+
+// find is the value of the first series of family name that carries labels.
+func find(fams map[string]*dto.MetricFamily, name string, labels ...string) (float64, bool) {
+	for _, m := range fams[name].GetMetric() {
+		if hasLabels(m, labels...) {
+			return sampleOf(m), true
+		}
+	}
+	return 0, false
 }
 
 func (s *Sampler) scrape(ctx context.Context, svc Service) (map[string]float64, error) {
+	fams, err := s.families(ctx, svc)
+	if err != nil {
+		return nil, err
+	}
 	out := map[string]float64{}
-	err := s.metrics(ctx, svc, func(line string) bool {
-		if dep, ok := strings.CutPrefix(line, `strata_breaker_state{dependency="`); ok {
-			name, _, _ := strings.Cut(dep, `"}`)
-			if v, ok := value(dep, name+`"}`); ok {
-				out["breaker "+name] = v
-			}
-			return true
+	for _, m := range fams["strata_breaker_state"].GetMetric() {
+		out["breaker "+label(m, "dependency")] = sampleOf(m)
+	}
+	if v, ok := find(fams, "process_resident_memory_bytes"); ok {
+		out["rss"] = v / (1 << 20) // MiB
+	}
+	if v, ok := find(fams, "go_goroutines"); ok {
+		out["goroutines"] = v
+	}
+	for _, g := range []string{"limit", "inflight", "queued"} {
+		if v, ok := find(fams, "strata_limiter_"+g, "listener", "public"); ok {
+			out[g] = v
 		}
-		if v, ok := value(line, "process_resident_memory_bytes "); ok {
-			out["rss"] = v / (1 << 20) // MiB
-		}
-		if v, ok := value(line, "go_goroutines "); ok {
-			out["goroutines"] = v
-		}
-		for _, g := range []string{"limit", "inflight", "queued"} {
-			if v, ok := value(line, `strata_limiter_`+g+`{listener="public"} `); ok {
-				out[g] = v
-			}
-		}
-		return true
-	})
-	return out, err
+	}
+	return out, nil
 }
 
-func (s *Sampler) scrapeRaw(ctx context.Context, svc Service, series string) (float64, error) {
-	var v float64
-	found := false
-	err := s.metrics(ctx, svc, func(line string) bool {
-		v, found = value(line, series+" ")
-		return !found
-	})
-	if err == nil && !found {
-		err = fmt.Errorf("%s: no series %s", svc.Name, series)
+func (s *Sampler) series(ctx context.Context, svc Service, name string, labels ...string) (float64, error) {
+	fams, err := s.families(ctx, svc)
+	if err != nil {
+		return 0, err
 	}
-	return v, err
+	v, ok := find(fams, name, labels...)
+	if !ok {
+		return 0, fmt.Errorf("%s: no series %s%v", svc.Name, name, labels)
+	}
+	return v, nil
 }

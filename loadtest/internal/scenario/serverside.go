@@ -4,8 +4,8 @@ import (
 	"context"
 	"math"
 	"sort"
-	"strconv"
-	"strings"
+
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Inside is latency as the services measured it, from each public
@@ -29,35 +29,33 @@ type durations map[float64]float64
 func (s *Sampler) serverDurations(ctx context.Context) (shed, admitted durations) {
 	shed, admitted = durations{}, durations{}
 	for _, svc := range s.services {
-		_ = s.metrics(ctx, svc, func(line string) bool { // a service that does not answer adds nothing
-			into := shed
-			labels, ok := strings.CutPrefix(line, "strata_shed_decision_seconds_bucket{")
-			if !ok {
-				into = admitted
-				labels, ok = strings.CutPrefix(line, "strata_admitted_duration_seconds_bucket{")
-			}
-			if !ok || !strings.Contains(labels, `listener="public"`) {
-				return true
-			}
-			bound, err1 := strconv.ParseFloat(between(labels, `le="`, `"`), 64)
-			n, err2 := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-			if err1 != nil || err2 != nil {
-				return true
-			}
-			into[bound] += n
-			return true
-		})
+		fams, err := s.families(ctx, svc)
+		if err != nil {
+			continue // a service that does not answer adds nothing
+		}
+		shed.add(fams["strata_shed_decision_seconds"], "listener", "public")
+		admitted.add(fams["strata_admitted_duration_seconds"], "listener", "public")
 	}
 	return shed, admitted
 }
 
-func between(s, start, end string) string {
-	_, rest, ok := strings.Cut(s, start)
-	if !ok {
-		return ""
+// add sums the cumulative buckets of the histograms of f that carry
+// labels into d.
+func (d durations) add(f *dto.MetricFamily, labels ...string) {
+	for _, m := range f.GetMetric() {
+		if !hasLabels(m, labels...) || m.GetHistogram() == nil {
+			continue
+		}
+		h := m.GetHistogram()
+		inf := false
+		for _, b := range h.GetBucket() {
+			d[b.GetUpperBound()] += float64(b.GetCumulativeCount())
+			inf = inf || math.IsInf(b.GetUpperBound(), 1)
+		}
+		if !inf {
+			d[math.Inf(1)] += float64(h.GetSampleCount())
+		}
 	}
-	v, _, _ := strings.Cut(rest, end)
-	return v
 }
 
 // minus is d - before, bucket by bucket (the run's own requests).
