@@ -94,7 +94,7 @@ func (s *suite) storeAccess(t *testing.T) {
 	defer owner.Close()
 	canary := "canary_" + randomHex(6)
 	if err := owner.Query(fmt.Sprintf(`CREATE KEYSPACE %s WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}`, canary)).
-		WithContext(ctx).Exec(); err != nil {
+		ExecContext(ctx); err != nil {
 		t.Fatalf("analytics cannot create a keyspace (control): %v", err)
 	}
 	for _, w := range thieves {
@@ -109,7 +109,7 @@ func (s *suite) storeAccess(t *testing.T) {
 				if err != nil {
 					continue // refused at login
 				}
-				err = sess.Query("DROP KEYSPACE " + canary).WithContext(ctx).Exec()
+				err = sess.Query("DROP KEYSPACE " + canary).ExecContext(ctx)
 				sess.Close()
 				if err == nil {
 					t.Fatalf("with the %s key (%v) a keyspace of analytics was dropped", w, auth)
@@ -118,7 +118,7 @@ func (s *suite) storeAccess(t *testing.T) {
 		})
 	}
 	t.Run("ASVS_v5_13.2.2/cassandra_control_owner_drops", func(t *testing.T) {
-		if err := owner.Query("DROP KEYSPACE " + canary).WithContext(ctx).Exec(); err != nil {
+		if err := owner.Query("DROP KEYSPACE " + canary).ExecContext(ctx); err != nil {
 			t.Fatalf("analytics cannot drop its own keyspace: %v", err)
 		}
 	})
