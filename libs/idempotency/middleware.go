@@ -74,27 +74,28 @@ func Middleware(cfg Config) gin.HandlerFunc {
 }
 
 // Write sends a stored response exactly as stored.
-func Write(c *gin.Context, resp Response, replayed bool) {
+func Write(w http.ResponseWriter, resp Response, replayed bool) {
 	if replayed {
-		c.Header(ReplayedHeader, "true")
+		w.Header().Set(ReplayedHeader, "true")
 	}
-	c.Data(resp.Status, resp.ContentType, resp.Body)
+	w.Header().Set("Content-Type", resp.ContentType)
+	w.WriteHeader(resp.Status)
+	_, _ = w.Write(resp.Body)
 }
 
-// Fail answers the errors of this package: 400, 409, 422 or the replay.
-// It reports false for any other error, which the caller maps itself.
-func Fail(c *gin.Context, err error) bool {
+// Fail answers the errors of this package on w: the replay, 400, 409 or
+// 422. It reports false for any other error, which the caller maps itself.
+func Fail(w http.ResponseWriter, r *http.Request, err error) bool {
 	var replay *Replay
 	switch {
 	case errors.As(err, &replay):
-		Write(c, replay.Response, true)
-		c.Abort()
+		Write(w, replay.Response, true)
 	case errors.Is(err, ErrMissingKey), errors.Is(err, ErrMalformedKey):
-		problem.Abort(c, problem.New(http.StatusBadRequest, err.Error()))
+		problem.New(http.StatusBadRequest, err.Error()).Send(w, r)
 	case errors.Is(err, ErrInFlight):
-		problem.Abort(c, problem.New(http.StatusConflict, err.Error()).WithRetryAfter(time.Second))
+		problem.New(http.StatusConflict, err.Error()).WithRetryAfter(time.Second).Send(w, r)
 	case errors.Is(err, ErrMismatch):
-		problem.Abort(c, problem.New(http.StatusUnprocessableEntity, err.Error()))
+		problem.New(http.StatusUnprocessableEntity, err.Error()).Send(w, r)
 	default:
 		return false
 	}

@@ -44,15 +44,29 @@ func (p Problem) Write(w http.ResponseWriter) {
 	_ = json.NewEncoder(w).Encode(p)
 }
 
-// Abort writes p on the gin context and stops the handler chain.
+// RequestIDHeader carries a request's id: from a client, and on every
+// response the server sends.
+const RequestIDHeader = "X-Request-ID"
+
+// Send writes p as the answer to r with net/http alone. Instance, when
+// empty, is r's path; RequestID, when empty, is the id the server already
+// put on the response (RequestIDHeader).
+func (p Problem) Send(w http.ResponseWriter, r *http.Request) {
+	if p.RequestID == "" {
+		p.RequestID = w.Header().Get(RequestIDHeader)
+	}
+	if p.Instance == "" && r != nil {
+		p.Instance = r.URL.Path
+	}
+	p.Write(w)
+}
+
+// Abort is Send for a gin handler, which also stops the handler chain.
 func Abort(c *gin.Context, p Problem) {
 	if p.RequestID == "" {
 		p.RequestID = c.GetString(RequestIDKey)
 	}
-	if p.Instance == "" {
-		p.Instance = c.Request.URL.Path
-	}
-	p.Write(c.Writer)
+	p.Send(c.Writer, c.Request)
 	c.Abort()
 }
 

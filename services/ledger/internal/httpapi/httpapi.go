@@ -147,7 +147,7 @@ func respond[T any](a *API, c *gin.Context, key *idempotency.Keyed[T], result T)
 		a.fail(c, err)
 		return
 	}
-	idempotency.Write(c, resp, false)
+	idempotency.Write(c.Writer, resp, false)
 }
 
 type openAccountRequest struct {
@@ -289,7 +289,8 @@ func (a *API) fail(c *gin.Context, err error) {
 		a.onReplay()
 	}
 	switch {
-	case idempotency.Fail(c, err): // replay, 409 in flight, 422 other body
+	case idempotency.Fail(c.Writer, c.Request, err): // replay, 409 in flight, 422 other body
+		c.Abort()
 	case errors.As(err, &inv):
 		problem.Abort(c, problem.New(http.StatusBadRequest, inv.Reason))
 	case errors.Is(err, ledger.ErrNotFound):
