@@ -98,7 +98,9 @@ func (m *memEvents) Activity(_ context.Context, id string, at Position, limit in
 			evs = append(evs, r.Event)
 		}
 	}
-	slices.SortFunc(evs, func(a, b Event) int { return cmp.Or(b.OccurredAt.Compare(a.OccurredAt), cmp.Compare(a.EventID, b.EventID)) })
+	slices.SortFunc(evs, func(a, b Event) int {
+		return cmp.Or(b.OccurredAt.Compare(a.OccurredAt), cmp.Compare(a.EventID, b.EventID))
+	})
 	off, _ := strconv.Atoi(string(at.State))
 	evs = evs[min(off, len(evs)):]
 	if len(evs) <= limit {
