@@ -84,6 +84,15 @@ func MeasureRing(ctx context.Context, cfg RingConfig) (res *RingResult, err erro
 	res = &RingResult{Nodes: len(cfg.Hosts), Down: cfg.Down, Config: cfg}
 	run := fmt.Sprintf("%x", time.Now().UnixNano())
 	keys := make([]string, cfg.Keys)
+	// A fresh ring has no keyspace yet (the analytics service or its tests
+	// create it), and a session bound to a missing keyspace makes no
+	// connection at all ("no connections were made"): create it first,
+	// through a session bound to none.
+	boot := cluster(30 * time.Second)
+	boot.Keyspace = ""
+	if err := RingKeyspace(ctx, boot, cfg.Keyspace, min(3, len(cfg.Hosts))); err != nil {
+		return nil, err
+	}
 	if err := ringSetup(ctx, cluster(30*time.Second), res, run, keys); err != nil {
 		return nil, err
 	}
@@ -123,6 +132,28 @@ func MeasureRing(ctx context.Context, cfg RingConfig) (res *RingResult, err erro
 		res.Levels = append(res.Levels, RingLevel{Level: l.String(), Write: up[w], Read: up[r], DownWrite: down[w], DownRead: down[r]})
 	}
 	return res, nil
+}
+
+// RingKeyspace creates keyspace with SimpleStrategy and replication factor
+// rf unless it exists, through c (bound to no keyspace), retrying as
+// schema changes on a ring need.
+func RingKeyspace(ctx context.Context, c *gocql.ClusterConfig, keyspace string, rf int) error {
+	s, err := c.CreateSession()
+	if err != nil {
+		return fmt.Errorf("ring session: %w", err)
+	}
+	defer s.Close()
+	stmt := fmt.Sprintf("CREATE KEYSPACE IF NOT EXISTS %s WITH replication = {'class': 'SimpleStrategy', 'replication_factor': %d}", keyspace, rf)
+	for attempt := 1; ; attempt++ {
+		err = s.Query(stmt).ExecContext(ctx)
+		if err == nil {
+			return nil
+		}
+		if attempt == 4 {
+			return fmt.Errorf("create keyspace %s: %w", keyspace, err)
+		}
+		time.Sleep(time.Duration(attempt) * time.Second)
+	}
 }
 
 // ringSetup reads the keyspace's replication factor, creates the table
