@@ -36,11 +36,11 @@ func TestClientSpanCarriesTheRouteNotThePath(t *testing.T) {
 	for i, s := range spans {
 		full := ""
 		for _, a := range s.Attributes {
-			if strings.Contains(a.Value.Emit(), sid) {
-				t.Errorf("span %d attribute %s holds the sid: %s", i, a.Key, a.Value.Emit())
+			if strings.Contains(a.Value.String(), sid) {
+				t.Errorf("span %d attribute %s holds the sid: %s", i, a.Key, a.Value.String())
 			}
 			if a.Key == "url.full" {
-				full = a.Value.Emit()
+				full = a.Value.String()
 			}
 		}
 		if want := d.srv.URL + []string{"/internal/sessions/:sid", ""}[i]; full != want {
