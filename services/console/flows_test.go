@@ -28,7 +28,11 @@ func TestConsole(t *testing.T) {
 	t.Run("sso_console_then_cli", func(t *testing.T) { testSSOConsoleThenCLI(t, sys) })
 	t.Run("sso_cli_then_console", func(t *testing.T) { testSSOCLIThenConsole(t, sys) })
 	t.Run("operator_breaker_opens_and_closes", func(t *testing.T) { testOperatorBreaker(t, sys) })
+	t.Run("revoke_another_session", func(t *testing.T) { testRevokeSession(t, sys) })
+	t.Run("load_run_streams_and_stops", func(t *testing.T) { testLoadRun(t, sys) })
 	t.Run("sign_out_ends_the_sso_session", func(t *testing.T) { testSignOut(t, sys) })
+	// Last: it replaces the console with one outside dev.
+	t.Run("outside_dev_no_faults_or_load", func(t *testing.T) { testOutsideDev(t, sys) })
 }
 
 // openAccount opens an account on the home page and returns its id (the
@@ -350,5 +354,94 @@ func waitFor(t *testing.T, sys *testenv.System, bctx context.Context, d time.Dur
 			t.Fatalf("after %s, still not %s; page:\n%s", d, expr, text(t, sys, bctx, "main"))
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// testRevokeSession: alice signed in from two browsers revokes the other
+// session on the sessions page; the other browser's console session ends.
+func testRevokeSession(t *testing.T, sys *testenv.System) {
+	other := browser(t)
+	signIn(t, sys, other, "alice")
+	bctx := browser(t)
+	signIn(t, sys, bctx, "alice")
+	do(t, sys, bctx, 15*time.Second,
+		chromedp.Navigate(testenv.URL(sys.Console.Public)+"/sessions"),
+		chromedp.WaitVisible(chromedp.CSS(`#sessions`)),
+	)
+	// Revoke the first session that is not this console's.
+	revoked := get(t, sys, bctx, chromedp.Evaluate[bool](`(() => {
+		for (const tr of document.querySelectorAll('#sessions tbody tr')) {
+			if (!tr.querySelector('.current')) { tr.querySelector('button.revoke').click(); return true; }
+		}
+		return false; })()`))
+	if !revoked {
+		t.Fatalf("no other session listed:\n%s", text(t, sys, bctx, "#sessions"))
+	}
+	do(t, sys, bctx, 15*time.Second, chromedp.WaitVisible(chromedp.CSS(`#flash`)))
+	if f := text(t, sys, bctx, "#flash"); !strings.Contains(f, "Session revoked") {
+		t.Fatalf("revoke: %q", f)
+	}
+	screenshot(t, sys, bctx, "sessions")
+	// The other browser's console session used the revoked SSO session:
+	// it is gone, and signing in again asks for the password.
+	do(t, sys, other, 15*time.Second,
+		chromedp.Navigate(testenv.URL(sys.Console.Public)+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`input[name="password"]`)),
+	)
+}
+
+// testLoadRun: the admin starts a strata-load scenario from the operator
+// page; its output streams to the page and Stop ends the child process.
+func testLoadRun(t *testing.T, sys *testenv.System) {
+	bctx := browser(t)
+	signIn(t, sys, bctx, "admin")
+	do(t, sys, bctx, 15*time.Second,
+		chromedp.Navigate(testenv.URL(sys.Console.Public)+"/admin"),
+		chromedp.WaitVisible(chromedp.CSS(`#load-start`)),
+		chromedp.SetValue(chromedp.CSS(`#scenario`), "baseline"),
+		chromedp.Click(chromedp.CSS(`#load-start`)),
+		chromedp.WaitVisible(chromedp.CSS(`#flash`)),
+	)
+	if f := text(t, sys, bctx, "#flash"); !strings.Contains(f, "Load run started: baseline") {
+		t.Fatalf("start: %q", f)
+	}
+	// The tool's output arrives by server-sent events, without a reload
+	// (one run at a time is tested in internal/operator).
+	waitFor(t, sys, bctx, 30*time.Second, `(document.getElementById('load-log') || {textContent: ''}).textContent.trim() !== ''`)
+	screenshot(t, sys, bctx, "operator-load")
+	// Stop it (if the short run has not finished already).
+	do(t, sys, bctx, 15*time.Second, chromedp.Click(chromedp.CSS(`#load-stop`)), chromedp.WaitVisible(chromedp.CSS(`#flash`)))
+	if f := text(t, sys, bctx, "#flash"); !strings.Contains(f, "stopping") && !strings.Contains(f, "No load run is going") {
+		t.Fatalf("stop: %q", f)
+	}
+	waitFor(t, sys, bctx, 20*time.Second, `/baseline: (finished|ended)/.test(document.getElementById('load-state').textContent)`)
+	t.Logf("load run: %s\n%s", text(t, sys, bctx, "#load-state"), tail(text(t, sys, bctx, "#load-log"), 600))
+}
+
+// testOutsideDev: a console with STRATA_ENV=production offers no fault
+// toggles or load runs, and refuses the requests.
+func testOutsideDev(t *testing.T, sys *testenv.System) {
+	if err := sys.Console.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	sys.StartConsole(t, map[string]string{"STRATA_ENV": "production"})
+	bctx := browser(t)
+	signIn(t, sys, bctx, "admin")
+	do(t, sys, bctx, 15*time.Second,
+		chromedp.Navigate(testenv.URL(sys.Console.Public)+"/admin"),
+		chromedp.WaitVisible(chromedp.CSS(`#services`)),
+	)
+	if evalBool(t, sys, bctx, `!!document.getElementById('fault-form') || !!document.getElementById('load-start')`) {
+		t.Fatal("a production console offers fault toggles or load runs")
+	}
+	// The requests themselves, with a valid CSRF token, are refused.
+	for _, path := range []string{"/admin/faults", "/admin/load/start"} {
+		status := get(t, sys, bctx, chromedp.Evaluate[int](`(async () => {
+			const csrf = document.querySelector('input[name=csrf]').value;
+			const r = await fetch('`+path+`', {method: 'POST', body: new URLSearchParams({csrf, service: 'console', dependency: 'ledger', error_rate: '1', scenario: 'baseline'})});
+			return r.status; })()`, chromedp.EvalAwaitPromise))
+		if status != http.StatusForbidden {
+			t.Fatalf("POST %s on a production console answered %d", path, status)
+		}
 	}
 }

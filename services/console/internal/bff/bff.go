@@ -400,6 +400,22 @@ func (b *BFF) End(w http.ResponseWriter, s *Session) {
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode})
 }
 
+// EndSID forgets every console session of the provider's SSO session sid
+// (revoked on the sessions page): their tokens are refused for writes at
+// once, and the console stops using them at once too.
+func (b *BFF) EndSID(sid string) {
+	if sid == "" {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for k, s := range b.sessions {
+		if s.sid == sid {
+			delete(b.sessions, k)
+		}
+	}
+}
+
 // Logout ends the console session and sends the browser to the provider's
 // end-session endpoint (OpenID Connect RP-Initiated Logout) with the ID
 // token as the hint, so the SSO session ends too: the next sign-in, here or

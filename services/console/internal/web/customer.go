@@ -264,6 +264,7 @@ func (p *Pages) revokeSession(c *gin.Context) {
 		p.sessionsWith(c, p.failure(c, "Revoking the session", err))
 		return
 	}
+	p.cfg.BFF.EndSID(sid)
 	if sid == s.SID() {
 		p.cfg.BFF.End(c.Writer, s)
 		p.render(c, http.StatusOK, "message", view{Title: "Session revoked", Data: "You revoked the session this console was using, so you are signed out here too."})

@@ -212,7 +212,10 @@ func (p *Pages) failure(c *gin.Context, what string, err error) *flash {
 		p.cfg.Log.WarnContext(c.Request.Context(), what, "err", err)
 		return &flash{"bad", what + ": the service is unavailable right now (" + shortErr(err) + "). Try again shortly."}
 	case http.StatusUnauthorized:
-		return &flash{"bad", what + ": your sign-in is no longer valid (401). Sign out and sign in again."}
+		// The session was revoked (or has ended) at the provider: its
+		// tokens are refused everywhere, so the console forgets it too.
+		p.cfg.BFF.End(c.Writer, session(c))
+		return &flash{"bad", what + ": your sign-in session was revoked or has ended (401). Reload the page to sign in again."}
 	case http.StatusForbidden:
 		return &flash{"bad", what + ": refused (403): you are not allowed to do this."}
 	case http.StatusNotFound:
