@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -127,6 +128,12 @@ func signIn(t *testing.T, sys *testenv.System, bctx context.Context, user string
 		chromedp.WaitVisible(chromedp.CSS(`#whoami, input[name="username"]`)),
 	)
 	if !evalBool(t, sys, bctx, `!!document.getElementById('whoami')`) {
+		// Other test runs share auth's test database and may change a demo
+		// user (the admin API tests do): reset the demo users first.
+		if out, err := sys.Auth.Seed(t, 0); err != nil {
+			t.Fatalf("reseed demo users: %v\n%s", err, out)
+		}
+		enableDemoUser(t, sys, user)
 		do(t, sys, bctx, 30*time.Second,
 			chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), user),
 			chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), "strata-demo"),
@@ -136,6 +143,33 @@ func signIn(t *testing.T, sys *testenv.System, bctx context.Context, user string
 	}
 	if who := text(t, sys, bctx, "#whoami"); who != user {
 		t.Fatalf("signed in as %q, want %q", who, user)
+	}
+}
+
+// enableDemoUser re-enables a demo user in auth's test database: seeding
+// never re-enables a user an operator disabled, and other test runs that
+// share the database disable users through the admin API.
+func enableDemoUser(t *testing.T, sys *testenv.System, user string) {
+	t.Helper()
+	// The store certificates come from the store CA, an intermediate under
+	// the root: psql is given both.
+	roots := filepath.Join(t.TempDir(), "roots.pem")
+	var pem []byte
+	for _, f := range []string{"ca.pem", "store-ca.pem"} {
+		b, err := os.ReadFile(filepath.Join(sys.Stack.Certs, f))
+		if err == nil {
+			pem = append(pem, b...)
+		}
+	}
+	if err := os.WriteFile(roots, pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := sys.Stack.Files("auth")
+	conn := fmt.Sprintf("host=127.0.0.1 port=%d user=auth dbname=auth_test sslmode=verify-full sslrootcert=%s sslcert=%s sslkey=%s",
+		sys.Stack.PGPort, roots, f.Cert, f.Key)
+	cmd := exec.Command("psql", conn, "-v", "ON_ERROR_STOP=1", "-qc", "UPDATE users SET disabled = false WHERE username = '"+user+"' AND disabled")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("re-enable %s: %v\n%s", user, err, out)
 	}
 }
 

@@ -324,6 +324,7 @@ func testOperatorBreaker(t *testing.T, sys *testenv.System) {
 	screenshot(t, sys, bctx, "operator-breaker-open")
 
 	do(t, sys, bctx, 10*time.Second,
+		dropFlash(),
 		chromedp.Click(chromedp.CSS(`#fault-clear`)),
 		chromedp.WaitVisible(chromedp.CSS(`#flash`)),
 	)
@@ -364,18 +365,24 @@ func testRevokeSession(t *testing.T, sys *testenv.System) {
 	signIn(t, sys, other, "alice")
 	bctx := browser(t)
 	signIn(t, sys, bctx, "alice")
+	// The other browser's session, as its own sessions page marks it.
+	do(t, sys, other, 15*time.Second,
+		chromedp.Navigate(testenv.URL(sys.Console.Public)+"/sessions"),
+		chromedp.WaitVisible(chromedp.CSS(`#sessions .current`)),
+	)
+	sid := get(t, sys, other, chromedp.Evaluate[string](
+		`document.querySelector('#sessions .current').closest('tr').querySelector('input[name=sid]').value`))
 	do(t, sys, bctx, 15*time.Second,
 		chromedp.Navigate(testenv.URL(sys.Console.Public)+"/sessions"),
 		chromedp.WaitVisible(chromedp.CSS(`#sessions`)),
 	)
-	// Revoke the first session that is not this console's.
 	revoked := get(t, sys, bctx, chromedp.Evaluate[bool](`(() => {
-		for (const tr of document.querySelectorAll('#sessions tbody tr')) {
-			if (!tr.querySelector('.current')) { tr.querySelector('button.revoke').click(); return true; }
-		}
-		return false; })()`))
+		const input = [...document.querySelectorAll('#sessions input[name=sid]')].find(i => i.value === '`+sid+`');
+		if (!input || input.closest('tr').querySelector('.current')) return false;
+		input.form.querySelector('button.revoke').click();
+		return true; })()`))
 	if !revoked {
-		t.Fatalf("no other session listed:\n%s", text(t, sys, bctx, "#sessions"))
+		t.Fatalf("the other browser's session %.8s is not listed as another session:\n%s", sid, text(t, sys, bctx, "#sessions"))
 	}
 	do(t, sys, bctx, 15*time.Second, chromedp.WaitVisible(chromedp.CSS(`#flash`)))
 	if f := text(t, sys, bctx, "#flash"); !strings.Contains(f, "Session revoked") {
@@ -410,8 +417,8 @@ func testLoadRun(t *testing.T, sys *testenv.System) {
 	waitFor(t, sys, bctx, 30*time.Second, `(document.getElementById('load-log') || {textContent: ''}).textContent.trim() !== ''`)
 	screenshot(t, sys, bctx, "operator-load")
 	// Stop it (if the short run has not finished already).
-	do(t, sys, bctx, 15*time.Second, chromedp.Click(chromedp.CSS(`#load-stop`)), chromedp.WaitVisible(chromedp.CSS(`#flash`)))
-	if f := text(t, sys, bctx, "#flash"); !strings.Contains(f, "stopping") && !strings.Contains(f, "No load run is going") {
+	do(t, sys, bctx, 15*time.Second, dropFlash(), chromedp.Click(chromedp.CSS(`#load-stop`)), chromedp.WaitVisible(chromedp.CSS(`#flash`)))
+	if f := strings.ToLower(text(t, sys, bctx, "#flash")); !strings.Contains(f, "stopping") && !strings.Contains(f, "no load run is going") {
 		t.Fatalf("stop: %q", f)
 	}
 	waitFor(t, sys, bctx, 20*time.Second, `/baseline: (finished|ended)/.test(document.getElementById('load-state').textContent)`)
@@ -444,4 +451,13 @@ func testOutsideDev(t *testing.T, sys *testenv.System) {
 			t.Fatalf("POST %s on a production console answered %d", path, status)
 		}
 	}
+}
+
+// dropFlash removes the page's outcome line, so that waiting for it after
+// a click waits for the next page's.
+func dropFlash() chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := chromedp.Evaluate[bool](`(() => { const f = document.getElementById('flash'); if (f) f.remove(); return true; })()`)(ctx, tg)
+		return err
+	})
 }
