@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,12 +49,16 @@ func TestSchemathesis(t *testing.T) {
 	if n, err := strconv.Atoi(os.Getenv("STRATA_CONTRACT_EXAMPLES")); err == nil && n > 0 {
 		examples = strconv.Itoa(n)
 	}
+	checkList := checks
+	if c := os.Getenv("STRATA_CONTRACT_CHECKS"); c != "" {
+		checkList = c
+	}
 	ca := filepath.Join(st.Certs, "ca.pem")
 	// run tests the operations of the document published at docs that
 	// are served at base.
 	run := func(t *testing.T, name, docs, base, token string, extra ...string) {
 		args := append([]string{"run", docs + "/openapi.json", "--url", base, "--tls-verify", ca,
-			"--checks", checks, "--max-examples", examples, "--seed", "1", "--workers", "1",
+			"--checks", checkList, "--max-examples", examples, "--seed", "1", "--workers", "1",
 			"--report", "junit", "--report-junit-path", filepath.Join(reports, name+".xml"),
 			"--warnings", "off", "--no-color"}, extra...)
 		if token != "" {
@@ -88,7 +93,15 @@ func TestSchemathesis(t *testing.T) {
 		{"session", sys.Session, alice},
 	}
 	for _, s := range services {
-		t.Run(s.name, func(t *testing.T) { run(t, s.name, public(s.p), public(s.p), s.token, onlyPublic...) })
+		extra := onlyPublic
+		if s.name == "auth" {
+			// Disabling users is left to auth's own tests: following GET
+			// /v1/users to DELETE /v1/users/{id}, schemathesis would disable
+			// the shared test database's users, admin included, whom every
+			// other test signs in with.
+			extra = append(slices.Clone(onlyPublic), "--exclude-operation-id", "disableUser")
+		}
+		t.Run(s.name, func(t *testing.T) { run(t, s.name, public(s.p), public(s.p), s.token, extra...) })
 	}
 	// The auditors' statistics answer an auditor (dave) only.
 	t.Run("analytics-auditor", func(t *testing.T) {
