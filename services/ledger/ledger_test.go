@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -57,6 +58,11 @@ func TestTransfersEndToEnd(t *testing.T) {
 	// bigserial): it once reached Postgres as an int4 parameter and failed.
 	if r := h.call(t, alice, "GET", "/v1/accounts/"+a+"/entries?before=460257257270004103", "", nil); r.status != 200 || len(r.json(t)["entries"].([]any)) != 2 {
 		t.Fatalf("entries before a 64-bit cursor: %d %s", r.status, r.body)
+	}
+	for _, bad := range []string{"0", "007", "+5", "-1", "1e3", "9999999999999999999"} {
+		if r := h.call(t, alice, "GET", "/v1/accounts/"+a+"/entries?before="+url.QueryEscape(bad), "", nil); r.status != 400 {
+			t.Fatalf("entries before %q: %d %s", bad, r.status, r.body)
+		}
 	}
 	if r := h.call(t, alice, "GET", "/v1/accounts", "", nil); len(r.json(t)["accounts"].([]any)) != 1 {
 		t.Fatalf("alice's accounts: %s", r.body)

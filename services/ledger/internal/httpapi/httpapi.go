@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -195,12 +196,21 @@ func (a *API) getAccount(c *gin.Context) {
 	c.JSON(http.StatusOK, accountJSON(acct))
 }
 
+var cursorPattern = regexp.MustCompile(`^[1-9][0-9]{0,17}$`)
+
 func (a *API) entries(c *gin.Context) {
 	var before int64
 	if s := c.Query("before"); s != "" {
+		// The cursor is a next_page this API wrote: a positive id in
+		// decimal, without sign or leading zeros.
 		var err error
-		if before, err = strconv.ParseInt(s, 10, 64); err != nil || before <= 0 {
-			problem.Abort(c, problem.New(http.StatusBadRequest, "before must be a positive entry id"))
+		if !cursorPattern.MatchString(s) {
+			err = strconv.ErrSyntax
+		} else {
+			before, err = strconv.ParseInt(s, 10, 64)
+		}
+		if err != nil {
+			problem.Abort(c, problem.New(http.StatusBadRequest, "before must be the next_page of a previous answer: a positive entry id"))
 			return
 		}
 	}
