@@ -28,6 +28,7 @@ func TestConsole(t *testing.T) {
 	t.Run("sso_console_then_cli", func(t *testing.T) { testSSOConsoleThenCLI(t, sys) })
 	t.Run("sso_cli_then_console", func(t *testing.T) { testSSOCLIThenConsole(t, sys) })
 	t.Run("operator_breaker_opens_and_closes", func(t *testing.T) { testOperatorBreaker(t, sys) })
+	t.Run("csrf_token_and_local_redirects_only", func(t *testing.T) { testCSRFAndRedirect(t, sys) })
 	t.Run("revoke_another_session", func(t *testing.T) { testRevokeSession(t, sys) })
 	t.Run("load_run_streams_and_stops", func(t *testing.T) { testLoadRun(t, sys) })
 	t.Run("sign_out_ends_the_sso_session", func(t *testing.T) { testSignOut(t, sys) })
@@ -460,4 +461,38 @@ func dropFlash() chromedp.Action[chromedp.Void] {
 		_, err := chromedp.Evaluate[bool](`(() => { const f = document.getElementById('flash'); if (f) f.remove(); return true; })()`)(ctx, tg)
 		return err
 	})
+}
+
+// testCSRFAndRedirect: a POST with the session cookie but without the
+// form's CSRF token is refused and changes nothing; after sign-in the
+// console returns only to its own pages (no open redirect).
+func testCSRFAndRedirect(t *testing.T, sys *testenv.System) {
+	bctx := browser(t)
+	signIn(t, sys, bctx, "alice")
+	post := func(body string) int {
+		t.Helper()
+		return get(t, sys, bctx, chromedp.Evaluate[int](`(async () => {
+			const r = await fetch('/accounts', {method: 'POST', body: new URLSearchParams(`+body+`)});
+			return r.status; })()`, chromedp.EvalAwaitPromise))
+	}
+	if st := post(`{name: 'Forged', currency: 'EUR', idempotency_key: 'forged-1'}`); st != http.StatusForbidden {
+		t.Fatalf("POST without a CSRF token answered %d", st)
+	}
+	if st := post(`{name: 'Forged', currency: 'EUR', idempotency_key: 'forged-2', csrf: 'not-the-token'}`); st != http.StatusForbidden {
+		t.Fatalf("POST with a wrong CSRF token answered %d", st)
+	}
+	do(t, sys, bctx, 10*time.Second, chromedp.Navigate(testenv.URL(sys.Console.Public)+"/"), chromedp.WaitVisible(chromedp.CSS(`#whoami`)))
+	if strings.Contains(text(t, sys, bctx, "main"), "Forged") {
+		t.Fatal("a forged POST opened an account")
+	}
+	// A sign-in asked to return elsewhere returns to the console's home.
+	for _, to := range []string{"https://evil.example/", "//evil.example/", "/\\evil.example/"} {
+		do(t, sys, bctx, 15*time.Second,
+			chromedp.Navigate(testenv.URL(sys.Console.Public)+"/login?return_to="+url.QueryEscape(to)),
+			chromedp.WaitVisible(chromedp.CSS(`#whoami`)),
+		)
+		if loc := get(t, sys, bctx, chromedp.Location()); !strings.HasPrefix(loc, testenv.URL(sys.Console.Public)+"/") {
+			t.Fatalf("return_to %q ended at %s", to, loc)
+		}
+	}
 }
