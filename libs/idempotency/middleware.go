@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/gin-gonic/gin"
-
 	"github.com/strata-ref/strata/libs/problem"
 )
 
@@ -32,7 +30,7 @@ func WithRequest(ctx context.Context, r Request) context.Context {
 type Config struct {
 	// Scope names the principal (the middleware runs after authentication);
 	// ok=false is 401.
-	Scope func(*gin.Context) (string, bool)
+	Scope func(*http.Request) (string, bool)
 }
 
 // Middleware guards a POST route:
@@ -43,33 +41,37 @@ type Config struct {
 //     handler to pass down to the store, which claims the key in the
 //     transaction that does the work: the claim answers replays, 409s and
 //     422s (see Claim.Err and Fail).
-func Middleware(cfg Config) gin.HandlerFunc {
+//
+// It is net/http middleware (a Handler wrapping a Handler); a router
+// mounts it with its own adapter.
+func Middleware(cfg Config) func(http.Handler) http.Handler {
 	scope := cfg.Scope
-	return func(c *gin.Context) {
-		key, err := ParseKey(c.Request.Header.Values(Header))
-		if err != nil {
-			problem.Abort(c, problem.New(http.StatusBadRequest, err.Error()))
-			return
-		}
-		who, ok := scope(c)
-		if !ok {
-			problem.Abort(c, problem.New(http.StatusUnauthorized, "a valid access token is required"))
-			return
-		}
-		body, err := io.ReadAll(c.Request.Body)
-		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				problem.Abort(c, problem.New(http.StatusRequestEntityTooLarge, "body too large"))
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			key, err := ParseKey(req.Header.Values(Header))
+			if err != nil {
+				problem.New(http.StatusBadRequest, err.Error()).Send(w, req)
 				return
 			}
-			problem.Abort(c, problem.New(http.StatusBadRequest, "unreadable body"))
-			return
-		}
-		c.Request.Body = io.NopCloser(bytes.NewReader(body))
-		r := Request{Scope: who, Key: key, Fingerprint: Fingerprint(c.Request.Method, c.Request.URL.Path, body)}
-		c.Request = c.Request.WithContext(WithRequest(c.Request.Context(), r))
-		c.Next()
+			who, ok := scope(req)
+			if !ok {
+				problem.New(http.StatusUnauthorized, "a valid access token is required").Send(w, req)
+				return
+			}
+			body, err := io.ReadAll(req.Body)
+			if err != nil {
+				var tooBig *http.MaxBytesError
+				if errors.As(err, &tooBig) {
+					problem.New(http.StatusRequestEntityTooLarge, "body too large").Send(w, req)
+					return
+				}
+				problem.New(http.StatusBadRequest, "unreadable body").Send(w, req)
+				return
+			}
+			req.Body = io.NopCloser(bytes.NewReader(body))
+			r := Request{Scope: who, Key: key, Fingerprint: Fingerprint(req.Method, req.URL.Path, body)}
+			next.ServeHTTP(w, req.WithContext(WithRequest(req.Context(), r)))
+		})
 	}
 }
 

@@ -48,7 +48,7 @@ func (a *API) Register(r gin.IRouter) {
 	v1 := r.Group("/v1", a.auth.Middleware(a.log))
 	// Replays and 422s are answered by the key's claim, which rides in the
 	// transaction's first batch (docs/idempotency.md, "Replays").
-	idem := idempotency.Middleware(idempotency.Config{Scope: principalScope})
+	idem := wrap(idempotency.Middleware(idempotency.Config{Scope: principalScope}))
 	v1.POST("/accounts", idem, a.openAccount)
 	v1.GET("/accounts", a.listAccounts)
 	v1.GET("/accounts/:id", a.getAccount)
@@ -60,9 +60,27 @@ func (a *API) Register(r gin.IRouter) {
 
 // principalScope scopes idempotency keys to the authenticated user, so
 // one user's key can neither collide with nor reveal another's.
-func principalScope(c *gin.Context) (string, bool) {
-	p, ok := authn.FromContext(c.Request.Context())
+func principalScope(r *http.Request) (string, bool) {
+	p, ok := authn.FromContext(r.Context())
 	return p.Subject, ok && p.Subject != ""
+}
+
+// wrap mounts net/http middleware on a gin route: the rest of the chain
+// runs as its next handler, with the request it passes on (and gin's own
+// writer: the middleware must not replace the ResponseWriter); when it answers
+// itself instead, the chain stops there.
+func wrap(mw func(http.Handler) http.Handler) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		called := false
+		mw(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+			called = true
+			c.Request = r
+			c.Next()
+		})).ServeHTTP(c.Writer, c.Request)
+		if !called {
+			c.Abort()
+		}
+	}
 }
 
 func principal(c *gin.Context) authn.Principal {
