@@ -82,6 +82,10 @@ certs-fresh:
 pictures: ## Draw the architecture, HA, cache-aside, outbox and idempotency diagrams to docs/img/*.svg (mermaid-cli in headless Chromium).
 	@bash tools/docs/mermaid.sh draw
 
+.PHONY: screenshots
+screenshots: ## Regenerate docs/img's pictures of the running system (the console, a transfer's trace, the newest report) in headless Chromium.
+	@bash tools/docs/screenshots.sh
+
 .PHONY: stack-up
 stack-up: ## Start Postgres, Redis and Cassandra (installs what is missing; a no-op when all are up).
 	@bash $(NATIVE)/stack.sh up

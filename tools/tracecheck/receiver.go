@@ -24,7 +24,9 @@ type Span struct {
 	SpanID   string
 	ParentID string // "" for a root span
 	Attrs    map[string]string
-	Links    []Link
+	// Start and End are the span's times, in nanoseconds since the epoch.
+	Start, End uint64
+	Links      []Link
 }
 
 // Link is a span link: the linked span's trace and span id.
@@ -85,7 +87,7 @@ func (r *Receiver) Export(_ context.Context, req *collectortrace.ExportTraceServ
 			for _, s := range ss.GetSpans() {
 				sp := Span{Service: service, Name: s.GetName(), Kind: s.GetKind(), TraceID: hex.EncodeToString(s.GetTraceId()),
 					SpanID: hex.EncodeToString(s.GetSpanId()), ParentID: hex.EncodeToString(s.GetParentSpanId()),
-					Attrs: attrs(s.GetAttributes())}
+					Attrs: attrs(s.GetAttributes()), Start: s.GetStartTimeUnixNano(), End: s.GetEndTimeUnixNano()}
 				for _, l := range s.GetLinks() {
 					sp.Links = append(sp.Links, Link{TraceID: hex.EncodeToString(l.GetTraceId()), SpanID: hex.EncodeToString(l.GetSpanId())})
 				}

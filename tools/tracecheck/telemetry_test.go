@@ -6,7 +6,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -51,6 +55,7 @@ func TestTelemetry(t *testing.T) {
 	stopAll(sys)
 
 	t.Run("OneTraceAcrossEveryHop", func(t *testing.T) { checkTrace(t, rcv.Spans()) })
+	t.Run("PictureOfTheTrace", func(t *testing.T) { pictureOfTrace(t, sys.Stack.Root, rcv.Spans()) })
 	t.Run("NoSecretsInLogs", func(t *testing.T) {
 		secrets := append([]string{demoPassword, memo}, bogus...)
 		for _, tok := range []oidclogin.Tokens{alice, bob, admin, refreshed} {
@@ -337,4 +342,58 @@ func checkLogs(t *testing.T, service, logs string, secrets []string) {
 		t.Errorf("%s logged no access log line; the scan proves nothing", service)
 	}
 	t.Logf("%s: %d log lines, %d access log lines scanned", service, len(lines), requests)
+}
+
+// pictureOfTrace draws the transfer's trace as a waterfall page and takes
+// its screenshot in headless Chromium (out/trace/transfer.png, the picture
+// docs/observability.md shows; make screenshots copies it to docs/img). The
+// page must hold one bar per span and the screenshot must not be blank.
+func pictureOfTrace(t *testing.T, root string, spans []tracecheck.Span) {
+	var post *tracecheck.Span
+	for i, s := range spans {
+		if s.Service == "ledger" && s.Kind == tracepb.Span_SPAN_KIND_SERVER && s.Attrs["http.route"] == "/v1/transfers" {
+			post = &spans[i]
+		}
+	}
+	if post == nil {
+		t.Fatal("no transfer span to draw")
+	}
+	trace := byTrace(spans, post.TraceID)
+	dir := filepath.Join(root, "out", "trace")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	page := filepath.Join(dir, "transfer.html")
+	f, err := os.Create(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = tracecheck.Waterfall(f, "POST /v1/transfers: one transfer across the ledger, the session service (Redis) and Postgres", trace)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := testenv.Chromium(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	profile := t.TempDir()
+	dom, err := exec.CommandContext(ctx, exe, append(testenv.ChromiumFlags(filepath.Join(profile, "a")), "--dump-dom", "file://"+page)...).Output()
+	if err != nil {
+		t.Fatalf("chromium --dump-dom: %v", err)
+	}
+	if n := strings.Count(string(dom), `class="bar"`); n != len(trace) {
+		t.Errorf("the page draws %d bars for %d spans", n, len(trace))
+	}
+	if strings.Contains(string(dom), "ZgotmplZ") {
+		t.Error("the template refused a value (ZgotmplZ in the page)")
+	}
+	shot := filepath.Join(dir, "transfer.png")
+	args := append(testenv.ChromiumFlags(filepath.Join(profile, "b")), "--screenshot="+shot, "--window-size=1200,"+strconv.Itoa(120+22*len(trace)), "file://"+page)
+	if out, err := exec.CommandContext(ctx, exe, args...).CombinedOutput(); err != nil {
+		t.Fatalf("chromium --screenshot: %v\n%s", err, out)
+	}
+	if fi, err := os.Stat(shot); err != nil || fi.Size() < 10_000 {
+		t.Fatalf("screenshot missing or blank: %v", err)
+	}
+	t.Logf("the transfer's trace, %d spans: %s", len(trace), shot)
 }
