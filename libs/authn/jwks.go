@@ -146,6 +146,31 @@ func (j *JWKS) lookup(kid string) (*jose.JSONWebKey, bool) {
 	return &k, ok
 }
 
+// Run refreshes the set in the background until ctx ends: each time the
+// last fetch reaches its max-age (or minRefresh after a failed attempt), so a
+// key the issuer stops publishing is dropped on schedule even while no token
+// names it, and a rotated key is known before the first token signed with it
+// arrives. Key still refreshes on demand (an unknown kid); the two share one
+// flight, so they never fetch twice at once.
+func (j *JWKS) Run(ctx context.Context) {
+	for {
+		j.mu.RLock()
+		wait := j.minRefresh
+		if !j.fetched.IsZero() && !j.attempted.After(j.fetched) {
+			wait = max(j.fetched.Add(j.maxAge).Sub(j.now()), j.minRefresh)
+		}
+		j.mu.RUnlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		_, _, _ = j.flight.Do("refresh", func() (any, error) { return nil, j.Refresh(ctx) })
+	}
+}
+
 // Refresh fetches the set now, from the first auth replica that answers.
 func (j *JWKS) Refresh(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -153,3 +153,45 @@ func TestStaleSetKeepsVerifyingWhileIssuerIsDown(t *testing.T) {
 		}
 	}
 }
+
+// Run refreshes the set on its schedule with no token asking: a key the
+// issuer stopped publishing is gone before any token names it, and Run ends
+// with its context.
+func TestJWKSRunRefreshesOnSchedule(t *testing.T) {
+	removed, kept := authntest.NewIssuer(t), authntest.NewIssuer(t)
+	set := &issuerSet{}
+	set.set("no-store", removed.Public, kept.Public)
+	srv := set.serve(t)
+	jwks := authn.NewJWKS(srv.URL, srv.Client(), 50*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); jwks.Run(ctx) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for set.fetches.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := set.fetches.Load(); n < 2 {
+		t.Fatalf("%d fetches in 5 s with no token: Run does not refresh", n)
+	}
+	set.set("no-store", kept.Public) // the operator removes a key
+	before := set.fetches.Load()
+	for set.fetches.Load() < before+2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+	// No request since the removal named the key; Run alone dropped it. The
+	// lookup below finds the set fresh or throttled, so it fetches nothing.
+	fetches := set.fetches.Load()
+	if _, err := jwks.Key(context.Background(), removed.Public.KeyID); err == nil {
+		t.Fatal("the removed key is still known after Run refreshed the set")
+	}
+	if _, err := jwks.Key(context.Background(), kept.Public.KeyID); err != nil {
+		t.Fatalf("the remaining key: %v", err)
+	}
+	t.Logf("%d fetches by Run, %d by the lookups", fetches, set.fetches.Load()-fetches)
+}

@@ -61,6 +61,15 @@ func NewValidator(cfg Config) (*Validator, error) {
 	return &Validator{cfg: cfg, cache: verified{m: map[[32]byte]verifiedToken{}}}, nil
 }
 
+// Run keeps the validator's keys fresh in the background until ctx ends,
+// when its key source refreshes on a schedule (a JWKS does); otherwise it
+// returns at once. Services start it beside their listeners.
+func (v *Validator) Run(ctx context.Context) {
+	if r, ok := v.cfg.Keys.(interface{ Run(context.Context) }); ok {
+		r.Run(ctx)
+	}
+}
+
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidToken, fmt.Sprintf(format, args...))
 }

@@ -102,6 +102,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	go validator.Run(ctx) // the JWKS refreshed on its schedule, not only when a token asks
 
 	password, err := config.ReadSecretFile("STRATA_CASSANDRA_PASSWORD_FILE", cfg.CassandraPasswordFile)
 	if err != nil {

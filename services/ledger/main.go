@@ -119,6 +119,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	go validator.Run(ctx) // the JWKS refreshed on its schedule, not only when a token asks
 	app, err := newServer(kit, cfg, pool, deps{
 		Validator: validator,
 		KMS:       kms,

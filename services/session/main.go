@@ -94,6 +94,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	go validator.Run(ctx) // the JWKS refreshed on its schedule, not only when a token asks
 
 	// Redis is not a readiness check: the service stays ready on Postgres
 	// alone while the cache is down.
