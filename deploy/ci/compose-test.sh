@@ -28,8 +28,6 @@ cd "$REPO"
 
 export COMPOSE_FILE=$REPO/docker-compose.yml:$CI_DIR/compose.ci.yml
 export COMPOSE_PROJECT_NAME=strata-ci
-# Builds go through the daemon's BuildKit (no buildx plugin here).
-export COMPOSE_BAKE=false
 compose() { $DOCKER compose "$@"; }
 WORK=$(mktemp -d)
 

@@ -275,6 +275,8 @@ ensure_standins() {
   go_standin docker/dockerfile:1.7 "$CI_DIR/images/dockerfile" dockerfile-frontend "$BUILDKIT_VERSION" build_frontend
   go_standin otel/opentelemetry-collector-contrib:0.135.0 "$CI_DIR/images/otelcol" otelcol-contrib "$OTELCOL_VERSION" build_otelcol
   go_standin jaegertracing/all-in-one:1.73.0 "$CI_DIR/images/jaeger" all-in-one-linux "$JAEGER_VERSION" build_jaeger
+  # Stand-ins replaced by a rebuild would otherwise pile up in the data root.
+  $DOCKER image prune -f --filter label=org.strata.ci.fixture >/dev/null
 }
 
 # ensure_cassandra: cassandra:5.0.9 from the jars of the native stack's pom
