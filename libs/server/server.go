@@ -82,7 +82,7 @@ func New(cfg Config) *Server {
 	}
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{cfg: cfg, shedder: newShedder(cfg.Shed, cfg.MaxBodyBytes, "public", cfg.Registry, cfg.Logger)}
-	s.Public, s.Internal = s0(cfg, "public"), s0(cfg, "internal")
+	s.Public, s.Internal = newEngine(cfg, "public"), newEngine(cfg, "internal")
 	for _, e := range []*gin.Engine{s.Public, s.Internal} {
 		e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 		e.GET("/readyz", s.ready)
@@ -91,11 +91,11 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// s0 builds one listener's engine. On the public listener load shedding
+// newEngine builds one listener's engine. On the public listener load shedding
 // runs before it (Shedder.Handler, in front of the router). The order
 // matters: request id and panic recovery first, then the span and the RED
 // metrics, the access log, and the body limit.
-func s0(cfg Config, listener string) *gin.Engine {
+func newEngine(cfg Config, listener string) *gin.Engine {
 	e := gin.New()
 	e.ContextWithFallback = true // c.Request.Context() carries the span; handlers use it downward
 	e.HandleMethodNotAllowed = true

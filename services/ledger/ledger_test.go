@@ -444,9 +444,12 @@ func TestOutboxDrainsAfterAnalyticsReturns(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go h.app.relay.Run(ctx)
-	time.Sleep(300 * time.Millisecond)
-	if h.analytics.posts.Load() == 0 {
-		t.Fatal("the relay never tried")
+	// The relay first becomes the leader (an advisory lock another ledger
+	// process on this database may hold for a moment), then delivers.
+	for wait := time.Now().Add(10 * time.Second); h.analytics.posts.Load() == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(wait) {
+			t.Fatal("the relay never tried")
+		}
 	}
 	if n := h.count(t, `SELECT count(*) FROM outbox`); n != 6 {
 		t.Fatalf("outbox holds %d events while analytics is down, want 6", n)
