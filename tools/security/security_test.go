@@ -224,6 +224,8 @@ func TestSecurity(t *testing.T) {
 
 	t.Run("API1_2023_BOLA", func(t *testing.T) { s.bola(t, alice, bob, a1, b1, transfer.ID) })
 	t.Run("API5_2023_BFLA", func(t *testing.T) { s.functionLevel(t, alice, dave, a1) })
+	t.Run("ASVS_v5_8.2.2_ABAC_live", func(t *testing.T) { s.abacLive(t, s.login(t, "carol"), dave, a1, b1) })
+	t.Run("ASVS_v5_2.3.4_idempotency_key_per_user", func(t *testing.T) { s.idempotencyPerUser(t, alice, bob, a1, a2, b1) })
 	t.Run("API2_2023_BrokenAuthentication", func(t *testing.T) { s.jwtLive(t, alice, bob, a1) })
 	t.Run("API2_2023_JWT_trusted_key", func(t *testing.T) { s.jwtTrustedKey(t) })
 	t.Run("ASVS_v5_12.3.5_mTLS", func(t *testing.T) { s.mtlsRefusals(t) })
@@ -322,6 +324,73 @@ func (s *suite) functionLevel(t *testing.T, alice, dave *user, a1 string) {
 	t.Run("ASVS_v5_8.2.1/customer_uses_admin_api", func(t *testing.T) {
 		expect(t, call(s.public, http.MethodGet, s.auth+"/v1/users", alice.tokens.AccessToken, nil), http.StatusForbidden, http.StatusUnauthorized)
 	})
+}
+
+// abacLive checks the attribute rules on the running ledger, not only in
+// the policy tests: carol is a teller in eu, so she may deposit into an eu
+// account between 09:00 and 17:00 Berlin time and never into bob's us
+// account; dave is an auditor, who reads everything and writes nothing.
+func (s *suite) abacLive(t *testing.T, carol, dave *user, euAccount, usAccount string) {
+	deposit := func(u *user, account string) reply {
+		return call(s.public, http.MethodPost, s.ledger+"/v1/deposits", u.tokens.AccessToken,
+			map[string]any{"account_id": account, "amount": 100, "currency": "EUR"})
+	}
+	t.Run("teller_outside_region", func(t *testing.T) {
+		expect(t, deposit(carol, usAccount), http.StatusForbidden, http.StatusNotFound)
+	})
+	t.Run("teller_in_region_by_the_hour", func(t *testing.T) {
+		berlin, err := time.LoadLocation("Europe/Berlin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := time.Now().In(berlin)
+		r := deposit(carol, euAccount)
+		after := time.Now().In(berlin)
+		open := func(at time.Time) bool { return at.Hour() >= 9 && at.Hour() < 17 }
+		switch {
+		case open(before) != open(after):
+			t.Skip("the request straddled 09:00 or 17:00 Berlin time")
+		case open(before):
+			expect(t, r, http.StatusCreated)
+		default:
+			expect(t, r, http.StatusForbidden)
+		}
+		t.Logf("Berlin %s: %d", before.Format("15:04"), r.status)
+	})
+	t.Run("auditor_writes", func(t *testing.T) {
+		expect(t, deposit(dave, euAccount), http.StatusForbidden, http.StatusNotFound)
+		expect(t, call(s.public, http.MethodPost, s.ledger+"/v1/accounts", dave.tokens.AccessToken,
+			map[string]string{"currency": "EUR", "name": "auditor's"}), http.StatusForbidden)
+		expect(t, call(s.public, http.MethodPost, s.ledger+"/v1/transfers", dave.tokens.AccessToken,
+			map[string]any{"from_account_id": euAccount, "to_account_id": usAccount, "amount": 1, "currency": "EUR"}),
+			http.StatusForbidden, http.StatusNotFound)
+		expect(t, call(s.public, http.MethodGet, s.ledger+"/v1/accounts/"+euAccount, dave.tokens.AccessToken, nil), http.StatusOK) // control: he reads
+	})
+}
+
+// idempotencyPerUser: keys belong to the user who sent them. bob reusing
+// alice's key must neither replay alice's stored response (her transfer,
+// her account ids) nor be refused as a mismatch of her request: his request
+// is his own.
+func (s *suite) idempotencyPerUser(t *testing.T, alice, bob *user, a1, a2, b1 string) {
+	key := randomHex(16)
+	first := call(s.public, http.MethodPost, s.ledger+"/v1/transfers", alice.tokens.AccessToken,
+		map[string]any{"from_account_id": a1, "to_account_id": a2, "amount": 7, "currency": "EUR"}, "Idempotency-Key", key)
+	expect(t, first, http.StatusCreated)
+	var hers struct{ ID string }
+	_ = json.Unmarshal(first.body, &hers)
+	again := call(s.public, http.MethodPost, s.ledger+"/v1/transfers", alice.tokens.AccessToken,
+		map[string]any{"from_account_id": a1, "to_account_id": a2, "amount": 7, "currency": "EUR"}, "Idempotency-Key", key)
+	expect(t, again, http.StatusCreated) // control: her own retry is a replay
+	if again.header.Get("Idempotent-Replayed") != "true" || !bytes.Equal(again.body, first.body) {
+		t.Fatalf("alice's retry is not a byte-for-byte replay: %s", again)
+	}
+	theirs := call(s.public, http.MethodPost, s.ledger+"/v1/transfers", bob.tokens.AccessToken,
+		map[string]any{"from_account_id": b1, "to_account_id": a1, "amount": 7, "currency": "EUR"}, "Idempotency-Key", key)
+	expect(t, theirs, http.StatusCreated)
+	if theirs.header.Get("Idempotent-Replayed") != "" || bytes.Contains(theirs.body, []byte(hers.ID)) || bytes.Contains(theirs.body, []byte(a2)) {
+		t.Fatalf("bob's request with alice's key got her response: %s", theirs)
+	}
 }
 
 // ---- JWT matrix --------------------------------------------------------
