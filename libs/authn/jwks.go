@@ -175,9 +175,6 @@ func (j *JWKS) Run(ctx context.Context) {
 func (j *JWKS) Refresh(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	j.mu.Lock()
-	j.attempted = j.now()
-	j.mu.Unlock()
 	var (
 		set    jose.JSONWebKeySet
 		maxAge time.Duration
@@ -187,7 +184,14 @@ func (j *JWKS) Refresh(ctx context.Context) error {
 		set, maxAge = s, age
 		return err
 	})
+	// An attempt counts from its end: callers that arrive while a fetch is
+	// in flight are not throttled by it, they join it (Key's singleflight)
+	// and see its keys. Counted from the start, every request that came
+	// during the first fetch was refused with an unknown kid for minRefresh.
 	if err != nil {
+		j.mu.Lock()
+		j.attempted = j.now()
+		j.mu.Unlock()
 		return err
 	}
 	keys := make(map[string]jose.JSONWebKey, len(set.Keys))
@@ -198,7 +202,8 @@ func (j *JWKS) Refresh(ctx context.Context) error {
 		keys[k.KeyID] = k
 	}
 	j.mu.Lock()
-	j.keys, j.fetched, j.maxAge = keys, j.now(), min(max(maxAge, j.minRefresh), MaxJWKSMaxAge)
+	j.fetched = j.now()
+	j.keys, j.attempted, j.maxAge = keys, j.fetched, min(max(maxAge, j.minRefresh), MaxJWKSMaxAge)
 	j.mu.Unlock()
 	return nil
 }

@@ -3,6 +3,7 @@ package authn_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -194,4 +195,47 @@ func TestJWKSRunRefreshesOnSchedule(t *testing.T) {
 		t.Fatalf("the remaining key: %v", err)
 	}
 	t.Logf("%d fetches by Run, %d by the lookups", fetches, set.fetches.Load()-fetches)
+}
+
+// Tokens that arrive together while the first fetch is in flight (a burst
+// of sign-ins right after a service starts) all wait for that fetch and
+// verify: none is refused with an unknown kid because a fetch had started.
+func TestConcurrentFirstLookupsShareTheFetch(t *testing.T) {
+	iss := authntest.NewIssuer(t)
+	set := &issuerSet{}
+	set.set("", iss.Public)
+	inner := set.serve(t)
+	slow := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(150 * time.Millisecond)
+		resp, err := inner.Client().Get(inner.URL)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.Header().Set("Cache-Control", resp.Header.Get("Cache-Control"))
+		_, _ = io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(slow.Close)
+	jwks := authn.NewJWKS(slow.URL, slow.Client(), 30*time.Second)
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Duration(i) * 5 * time.Millisecond) // some during the fetch, not at its start
+			if _, err := jwks.Key(context.Background(), iss.Public.KeyID); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("a lookup during the first fetch: %v", err)
+	}
+	if n := set.fetches.Load(); n != 1 {
+		t.Errorf("%d fetches for 16 concurrent lookups, want 1", n)
+	}
 }

@@ -89,8 +89,10 @@ func (l *LoadRunner) follow(cmd *exec.Cmd, out io.Reader) {
 	l.notify()
 }
 
-// Stop interrupts the run (SIGINT, as Ctrl-C: the tool stops and reports),
-// and kills it if it is still there after 10 s.
+// Stop ends the run with SIGTERM, which strata-load handles as Ctrl-C (it
+// stops and reports); SIGKILL follows after 10 s. Not SIGINT: a process
+// started in the background by a non-interactive shell (a CI job, a
+// service manager) inherits SIGINT ignored, and the run would go on.
 func (l *LoadRunner) Stop() error {
 	l.mu.Lock()
 	cmd, running := l.cmd, l.run.Running
@@ -98,7 +100,7 @@ func (l *LoadRunner) Stop() error {
 	if !running {
 		return errors.New("no load run is going")
 	}
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 	go func() {
 		time.Sleep(10 * time.Second)
 		l.mu.Lock()

@@ -45,7 +45,7 @@ func TestLoadRunnerOneAtATime(t *testing.T) {
 	for {
 		run, _, changed := l.State()
 		if !run.Running {
-			if !strings.Contains(run.Result, "interrupt") {
+			if !strings.Contains(run.Result, "terminated") {
 				t.Fatalf("result %q", run.Result)
 			}
 			break

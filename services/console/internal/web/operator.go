@@ -200,7 +200,7 @@ func (p *Pages) stopLoad(c *gin.Context) {
 		p.operatorWith(c, http.StatusConflict, &flash{"bad", err.Error()})
 		return
 	}
-	p.operatorWith(c, http.StatusOK, &flash{"ok", "Load run stopping (interrupted, as with Ctrl-C)."})
+	p.operatorWith(c, http.StatusOK, &flash{"ok", "Load run stopping (it reports what it measured, as with Ctrl-C)."})
 }
 
 // num formats a rate or a gauge; NaN is a dash.

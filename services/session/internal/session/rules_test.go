@@ -137,6 +137,14 @@ func (m *memCache) Delete(_ context.Context, sid string) error {
 	return nil
 }
 
+// put writes an entry as a racing reader's fill would, under the lock the
+// service's own calls take.
+func (m *memCache) put(sid string, e Entry) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.entries[sid] = e
+}
+
 func (m *memCache) get(sid string) (Entry, time.Duration, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -313,7 +321,7 @@ func TestWritePath(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(Config{SecondDelete: time.Hour}) // the second delete is TestRevokeDeletesTwice's
 			r.store.sessions[a] = live(a, time.Hour)
-			r.cache.entries[a] = Entry{Session: live(a, time.Hour)}
+			r.cache.put(a, Entry{Session: live(a, time.Hour)})
 			r.store.down = tc.storeDown
 			if err := tc.do(r.svc); !errors.Is(err, tc.want) {
 				t.Fatalf("error %v, want %v", err, tc.want)
@@ -340,7 +348,7 @@ func TestRevokeDeletesTwice(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The racing reader's fill lands after the first delete.
-		r.cache.entries[a] = Entry{Session: live(a, time.Hour)}
+		r.cache.put(a, Entry{Session: live(a, time.Hour)})
 		time.Sleep(time.Second + time.Millisecond)
 		synctest.Wait()
 		if _, _, ok := r.cache.get(a); ok {
@@ -357,7 +365,7 @@ func TestInvalidationQueuedWhileCacheDown(t *testing.T) {
 		r := newRig(Config{SecondDelete: time.Hour})
 		a := sid('a')
 		r.store.sessions[a] = live(a, time.Hour)
-		r.cache.entries[a] = Entry{Session: live(a, time.Hour)}
+		r.cache.put(a, Entry{Session: live(a, time.Hour)})
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		go r.svc.Run(ctx)
