@@ -53,6 +53,28 @@ echo "[security] provider attacks passed: $(grep -c -- '--- PASS' "$LOG") cases"
 fi
 
 # Fuzz targets: every `func FuzzX` in a _test.go file, run from its module.
+if [[ -z ${STRATA_FUZZ_ONLY:-} ]]; then
+# Denial of service: invented methods must not mint metric series; stalled
+# request bodies must not hold the shedder's permits (ledger, auth).
+echo "[security] denial of service: the metric-label and stalled-body tests" >&2
+for spec in "libs ./observe/ ^TestInventedMethodsMintNoSeries$" \
+  "services/ledger . ^TestStalledTransferBodiesDoNotShedOthers$" \
+  "services/auth . ^TestStalledLoginBodiesDoNotShedOthers$"; do
+  read -r dir pkg run <<<"$spec"
+  set +e
+  (cd "$dir" && go test -count=1 -timeout 10m -v -run "$run" "$pkg") >"$LOG" 2>&1
+  status=$?
+  set -e
+  grep -E -- '--- (PASS|FAIL|SKIP)|(held|answered|series|MiB|refused)' "$LOG" | sed -E 's/^ *//' | head -20 || true
+  if ((status != 0)) || ! grep -q -- '--- PASS' "$LOG"; then
+    tail -40 "$LOG" >&2
+    echo "[security] denial of service FAILED ($dir $run)" >&2
+    exit 1
+  fi
+done
+echo "[security] denial of service passed" >&2
+fi
+
 targets=$(grep -rln --include='*_test.go' '^func Fuzz' --exclude-dir=.stack --exclude-dir=node_modules . | sort)
 for file in $targets; do
   dir=$(dirname "$file")
