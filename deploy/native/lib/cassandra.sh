@@ -147,9 +147,17 @@ cassandra_cql() {
 
 # cassandra_node_ready N: a real CQL round trip over mutual TLS to node N,
 # as admin, or as the default superuser before the roles exist.
+# In the ring, system_auth has three replicas and a login reads the role
+# at a quorum: a node that starts before the others (every restart of the
+# ring) answers the login with "Cannot achieve consistency level" until a
+# second node is up. That answer came over mutual TLS from the node's CQL
+# transport, which is what this probe is for; the next node's start makes
+# the quorum.
 cassandra_node_ready() {
-  cassandra_cql "$1" admin -q -timeout 5s </dev/null >/dev/null 2>&1 ||
-    cassandra_cql "$1" cassandra -q -timeout 5s </dev/null >/dev/null 2>&1
+  local out
+  out=$(cassandra_cql "$1" admin -q -timeout 5s </dev/null 2>&1) && return 0
+  ((CASSANDRA_HA)) && grep -q 'Cannot achieve consistency level' <<<"$out" && return 0
+  cassandra_cql "$1" cassandra -q -timeout 5s </dev/null >/dev/null 2>&1
 }
 
 # cassandra_node_configure N: render node N's cassandra.yaml and
@@ -293,11 +301,27 @@ cassandra_node_wait() {
 # permission on the keyspaces that exist already. No other role exists, so
 # no other workload's certificate can do anything, least of all drop a
 # keyspace.
+# cassandra_auth_settled N: a login as admin either works or fails for a
+# reason other than a missing quorum (a new ring, where admin does not exist
+# yet). Until then the other nodes of a restarted ring are still starting.
+cassandra_auth_settled() {
+  local out
+  out=$(cassandra_cql "$1" admin -q -timeout 5s </dev/null 2>&1) && return 0
+  ! grep -q 'Cannot achieve consistency level' <<<"$out"
+}
+
+# cassandra_schema N CQL: run CQL on node N as admin, output to its log.
+cassandra_schema() {
+  cassandra_cql "$1" admin -q -wait 60s "$2" </dev/null >>"$LOG_DIR/$(cassandra_node_name "$1").log" 2>&1
+}
+
 cassandra_node_bootstrap() {
   local n=$1 name stmt ks grants=""
   name=$(cassandra_node_name "$n")
   if ((CASSANDRA_HA)); then
     ((n == 1)) || return 0
+    wait_until 120 cassandra_auth_settled "$n" ||
+      fail_server "$name" "no quorum of system_auth's replicas: are cassandra2 and cassandra3 starting?"
     stmt="ALTER KEYSPACE system_auth WITH replication = $CASSANDRA_HA_REPLICATION;
 CREATE KEYSPACE IF NOT EXISTS analytics WITH replication = $CASSANDRA_HA_REPLICATION;
 CREATE KEYSPACE IF NOT EXISTS analytics_test WITH replication = $CASSANDRA_HA_REPLICATION"
@@ -311,9 +335,12 @@ CREATE KEYSPACE IF NOT EXISTS analytics_test WITH replication = $CASSANDRA_HA_RE
   fi
   cassandra_cql "$n" admin -q -wait 60s "ALTER ROLE cassandra WITH SUPERUSER = false AND LOGIN = false" \
     </dev/null >>"$LOG_DIR/$name.log" 2>&1 || true # gone already, or never there
-  cassandra_cql "$n" admin -q -wait 60s "$stmt;
+  # Every statement is idempotent, and a ring that is still forming refuses
+  # to alter system_auth's replication until every node is in normal state:
+  # repeat until it takes.
+  wait_until 120 cassandra_schema "$n" "$stmt;
 CREATE ROLE IF NOT EXISTS analytics WITH LOGIN = true AND PASSWORD = '$(tr -d '\n' <"$CERTS_DIR/cassandra-analytics.password")';
-GRANT CREATE ON ALL KEYSPACES TO analytics" </dev/null >>"$LOG_DIR/$name.log" 2>&1 ||
+GRANT CREATE ON ALL KEYSPACES TO analytics" ||
     fail_server "$name" "creating the keyspaces and the analytics role failed"
   # A role kept from before new password files were made: set the new one.
   if ! cassandra_cql "$n" analytics -q -timeout 10s </dev/null >/dev/null 2>&1; then
