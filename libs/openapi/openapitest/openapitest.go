@@ -7,6 +7,8 @@ package openapitest
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strings"
@@ -119,5 +121,16 @@ func CheckRoutes(t testing.TB, d *openapi.Document, public, internal *gin.Engine
 		if len(unregistered) > 0 {
 			t.Errorf("%s listener: documented operations not registered:\n  %s", l.name, strings.Join(unregistered, "\n  "))
 		}
+	}
+}
+
+// CheckServed fails t unless public answers GET /openapi.json with the
+// document, as JSON, without a token.
+func CheckServed(t testing.TB, d *openapi.Document, public http.Handler) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	public.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/openapi.json", nil))
+	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/json" || rec.Body.String() != string(d.JSON()) {
+		t.Fatalf("GET /openapi.json: %d %q, %d bytes", rec.Code, rec.Header().Get("Content-Type"), rec.Body.Len())
 	}
 }

@@ -3,8 +3,6 @@ package httpapi
 import (
 	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/gin-gonic/gin"
@@ -36,10 +34,5 @@ func TestOpenAPIRoutes(t *testing.T) {
 }
 
 func TestOpenAPIServed(t *testing.T) {
-	srv := newEngines()
-	rec := httptest.NewRecorder()
-	srv.Public.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/openapi.json", nil))
-	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/json" || rec.Body.String() != string(api.Document.JSON()) {
-		t.Fatalf("GET /openapi.json: %d %q, %d bytes", rec.Code, rec.Header().Get("Content-Type"), rec.Body.Len())
-	}
+	openapitest.CheckServed(t, api.Document, newEngines().Public)
 }
