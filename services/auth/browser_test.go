@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"net"
-	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -20,23 +17,8 @@ func TestLoginPageInBrowser(t *testing.T) {
 	h := start(t)
 	exe := testenv.Chromium(t)
 
-	// The "native app": a loopback listener on a port of its own (RFC 8252
-	// lets the client pick any port for 127.0.0.1).
-	got := make(chan url.Values, 1)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case got <- r.URL.Query():
-		default:
-		}
-		_, _ = w.Write([]byte("<html><body><p id=done>signed in</p></body></html>"))
-	})}
-	go app.Serve(ln)
-	t.Cleanup(func() { app.Close() })
-	redirect := "http://" + ln.Addr().String() + "/callback"
+	// The "native app": a loopback listener on a port of its own.
+	redirect, got := testenv.NativeApp(t)
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe),
 		chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU,
@@ -53,13 +35,13 @@ func TestLoginPageInBrowser(t *testing.T) {
 	defer cancel()
 
 	p := newPKCE()
-	err = chromedp.Do(bctx,
+	err := chromedp.Do(bctx,
 		chromedp.Navigate(authorizeURL(h.issuer, "strata-cli", redirect, "browser-state", p, nil)),
 		chromedp.WaitVisible(chromedp.CSS(`input[name="username"]`)),
 		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), "alice"),
 		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), "strata-demo"),
 		chromedp.Click(chromedp.ID("submit")),
-		chromedp.WaitVisible(chromedp.ID("done")),
+		chromedp.WaitVisible(chromedp.ID(testenv.NativeAppDone)),
 	)
 	if err != nil {
 		t.Fatalf("browser: %v\n%s", err, h.svc.Logs())

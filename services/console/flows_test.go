@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -189,26 +188,8 @@ func testAuditor(t *testing.T, sys *testenv.System) {
 	screenshot(t, sys, bctx, "auditor")
 }
 
-// cliApp is the strata-cli "native app": a loopback listener (any port,
-// RFC 8252) that records the redirect.
-func cliApp(t *testing.T) (redirect string, got chan url.Values) {
-	t.Helper()
-	got = make(chan url.Values, 1)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case got <- r.URL.Query():
-		default:
-		}
-		_, _ = w.Write([]byte("<html><body><p id=cli-done>signed in</p></body></html>"))
-	})}
-	go app.Serve(ln)
-	t.Cleanup(func() { app.Close() })
-	return "http://" + ln.Addr().String() + "/callback", got
-}
+// cliApp is the strata-cli "native app" (testenv.NativeApp).
+func cliApp(t *testing.T) (redirect string, got chan url.Values) { return testenv.NativeApp(t) }
 
 // cliAuthorize is strata-cli's authorization request (code + PKCE S256).
 func cliAuthorize(sys *testenv.System, redirect string) string {
@@ -227,7 +208,7 @@ func testSSOConsoleThenCLI(t *testing.T, sys *testenv.System) {
 	bctx := browser(t)
 	signIn(t, sys, bctx, "alice")
 	redirect, got := cliApp(t)
-	do(t, sys, bctx, 15*time.Second, chromedp.Navigate(cliAuthorize(sys, redirect)), chromedp.WaitVisible(chromedp.CSS(`#cli-done`)))
+	do(t, sys, bctx, 15*time.Second, chromedp.Navigate(cliAuthorize(sys, redirect)), chromedp.WaitVisible(chromedp.ID(testenv.NativeAppDone)))
 	if q := <-got; q.Get("code") == "" || q.Get("state") != "cli-state" {
 		t.Fatalf("cli redirect %v", q)
 	}
@@ -244,7 +225,7 @@ func testSSOCLIThenConsole(t *testing.T, sys *testenv.System) {
 		chromedp.SendKeys(chromedp.CSS(`input[name="username"]`), "bob"),
 		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), "strata-demo"),
 		chromedp.Click(chromedp.CSS(`#submit`)),
-		chromedp.WaitVisible(chromedp.CSS(`#cli-done`)),
+		chromedp.WaitVisible(chromedp.ID(testenv.NativeAppDone)),
 	)
 	<-got
 	do(t, sys, bctx, 15*time.Second,
