@@ -19,9 +19,8 @@ func NewRegistry() *prometheus.Registry {
 }
 
 // MetricsHandler serves reg in the Prometheus text format.
-func MetricsHandler(reg *prometheus.Registry) gin.HandlerFunc {
-	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
-	return gin.WrapH(h)
+func MetricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 }
 
 // Method maps a request method onto the fixed set a metric label or a log
@@ -36,6 +35,10 @@ func Method(m string) string {
 	}
 	return "_OTHER"
 }
+
+// Route, RED and RouteSpan are gin middleware, unlike the rest of the
+// request path's (libs/server): they need the route template the router
+// matched, which only gin knows (c.FullPath()).
 
 // Route is the route template gin matched ("/internal/sessions/:sid"), or
 // "unmatched": never the raw path, which may carry identifiers and grows

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/gin-gonic/gin"
 	"github.com/goccy/go-yaml"
 )
 
@@ -56,10 +55,12 @@ func (d *Document) JSON() []byte { return d.json }
 // YAML returns the document as written.
 func (d *Document) YAML() []byte { return d.yaml }
 
-// Register mounts GET /openapi.json on r.
-func (d *Document) Register(r gin.IRouter) {
-	r.GET(Path, func(c *gin.Context) {
-		c.Header("Cache-Control", "public, max-age=300")
-		c.Data(http.StatusOK, "application/json", d.json)
-	})
+// ServeHTTP answers with the document as JSON: a service mounts d at
+// GET Path.
+func (d *Document) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	h := w.Header()
+	h.Set("Cache-Control", "public, max-age=300")
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(d.json)
 }

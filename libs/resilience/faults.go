@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gin-gonic/gin"
-
 	"github.com/strata-ref/strata/libs/problem"
 )
 
@@ -96,32 +94,54 @@ func (f *Faults) wrap(dep string, next http.RoundTripper) http.RoundTripper {
 	return faultTransport{f: f, dep: dep, next: next}
 }
 
-// Register mounts GET and PUT /internal/faults/:dependency on r (the
-// internal listener; the caller adds the peer check). With faults disabled
-// (not dev) both answer 403.
-func (f *Faults) Register(r gin.IRouter) {
-	r.GET("/internal/faults", func(c *gin.Context) {
+// FaultsPath is where the toggles are read (GET) and, below it, set (PUT
+// FaultsPath/{dependency}).
+const FaultsPath = "/internal/faults"
+
+// Handler serves GET /internal/faults (every toggle set) and PUT
+// /internal/faults/{dependency} (set one; a zero Fault clears it). The
+// caller mounts it on the internal listener and adds the peer check. With
+// faults disabled (f is nil: not dev) both answer 403.
+func (f *Faults) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+FaultsPath, func(w http.ResponseWriter, r *http.Request) {
 		if f == nil {
-			problem.Abort(c, problem.New(http.StatusForbidden, "fault injection is available only when STRATA_ENV=dev"))
+			disabled(w, r)
 			return
 		}
 		f.mu.RLock()
 		defer f.mu.RUnlock()
-		c.JSON(http.StatusOK, f.set)
+		writeJSON(w, f.set)
 	})
-	r.PUT("/internal/faults/:dependency", func(c *gin.Context) {
+	mux.HandleFunc("PUT "+FaultsPath+"/{dependency}", func(w http.ResponseWriter, r *http.Request) {
 		if f == nil {
-			problem.Abort(c, problem.New(http.StatusForbidden, "fault injection is available only when STRATA_ENV=dev"))
+			disabled(w, r)
 			return
 		}
 		var fault Fault
-		dec := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, 1<<10))
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<10))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&fault); err != nil || fault.ErrorRate < 0 || fault.ErrorRate > 1 || fault.Latency < 0 || fault.Latency > time.Minute {
-			problem.Abort(c, problem.New(http.StatusBadRequest, `body must be {"latency": nanoseconds up to 1 min, "error_rate": 0..1}`))
+			problem.New(http.StatusBadRequest, `body must be {"latency": nanoseconds up to 1 min, "error_rate": 0..1}`).Send(w, r)
 			return
 		}
-		f.Set(c.Param("dependency"), fault)
-		c.JSON(http.StatusOK, fault)
+		f.Set(r.PathValue("dependency"), fault)
+		writeJSON(w, fault)
 	})
+	return mux
+}
+
+func disabled(w http.ResponseWriter, r *http.Request) {
+	problem.New(http.StatusForbidden, "fault injection is available only when STRATA_ENV=dev").Send(w, r)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
 }

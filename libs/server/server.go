@@ -2,17 +2,13 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log"
 	"log/slog"
 	"net"
 	"net/http"
-	"regexp"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -53,7 +49,8 @@ type Config struct {
 	Shed ShedConfig
 }
 
-// Server holds the two gin engines; a service adds its routes, then calls Run.
+// Server holds the two gin engines; a service adds its routes, then calls
+// Run, which serves each behind the net/http middleware (handler).
 type Server struct {
 	cfg      Config
 	Public   *gin.Engine
@@ -87,19 +84,18 @@ func New(cfg Config) *Server {
 		e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 		e.GET("/readyz", s.ready)
 	}
-	s.Internal.GET("/metrics", RequirePeers(cfg.MetricsPeers...), observe.MetricsHandler(cfg.Registry))
+	s.Internal.GET("/metrics", Adapt(RequirePeers(cfg.MetricsPeers...)), gin.WrapH(observe.MetricsHandler(cfg.Registry)))
 	return s
 }
 
-// newEngine builds one listener's engine. On the public listener load shedding
-// runs before it (Shedder.Handler, in front of the router). The order
-// matters: request id and panic recovery first, then the span and the RED
-// metrics, the access log, and the body limit.
+// newEngine builds one listener's engine: the router and the middleware
+// that needs the route template it matched (c.FullPath()), which only gin
+// knows: the server span's url.path, the RED metrics and the access log.
+// The rest runs in front of the engine as net/http middleware (handler).
 func newEngine(cfg Config, listener string) *gin.Engine {
 	e := gin.New()
 	e.ContextWithFallback = true // c.Request.Context() carries the span; handlers use it downward
 	e.HandleMethodNotAllowed = true
-	e.Use(requestID(), recovery(cfg.Logger))
 	if cfg.Tracing != nil {
 		e.Use(otelgin.Middleware(cfg.Name,
 			otelgin.WithTracerProvider(cfg.Tracing.Provider),
@@ -109,46 +105,20 @@ func newEngine(cfg Config, listener string) *gin.Engine {
 		e.Use(observe.RED(cfg.Registry, listener))
 	}
 	e.Use(accessLog(cfg.Logger, listener))
-	e.Use(limitBody(cfg.MaxBodyBytes))
-	e.NoRoute(func(c *gin.Context) { problem.Abort(c, problem.New(http.StatusNotFound, "no such resource")) })
+	e.NoRoute(func(c *gin.Context) { Abort(c, problem.New(http.StatusNotFound, "no such resource")) })
 	e.NoMethod(func(c *gin.Context) {
-		problem.Abort(c, problem.New(http.StatusMethodNotAllowed, "method not allowed here"))
+		Abort(c, problem.New(http.StatusMethodNotAllowed, "method not allowed here"))
 	})
 	return e
 }
 
-var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{8,64}$`)
-
-// requestID keeps a well-formed X-Request-ID from the caller and mints one
-// otherwise, so a log line and a client's error report can be matched.
-func requestID() gin.HandlerFunc {
-	return func(c *gin.Context) {
-		id := c.GetHeader("X-Request-ID")
-		if !validRequestID.MatchString(id) {
-			var b [12]byte
-			_, _ = rand.Read(b[:])
-			id = hex.EncodeToString(b[:])
-		}
-		c.Set(problem.RequestIDKey, id)
-		c.Header("X-Request-ID", id)
-		c.Next()
-	}
-}
-
-func recovery(log *slog.Logger) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		defer func() {
-			if r := recover(); r != nil {
-				if err, ok := r.(error); ok && errors.Is(err, http.ErrAbortHandler) {
-					panic(r)
-				}
-				log.ErrorContext(c.Request.Context(), "panic", "panic", fmt.Sprint(r), "stack", string(debug.Stack()),
-					"request_id", c.GetString(problem.RequestIDKey))
-				problem.Abort(c, problem.New(http.StatusInternalServerError, "internal error"))
-			}
-		}()
-		c.Next()
-	}
+// handler is what a listener serves: the request id, panic recovery and the
+// body limit, in that order, in front of the engine. A request the body
+// limit refuses by its Content-Length never reaches the router, so it has
+// no access log line or RED sample (the public listener's shedder refuses
+// those first anyway, and counts them in strata_body_refused_total).
+func (s *Server) handler(engine *gin.Engine) http.Handler {
+	return chain(engine, requestID, recovery(s.cfg.Logger), limitBody(s.cfg.MaxBodyBytes))
 }
 
 func accessLog(log *slog.Logger, listener string) gin.HandlerFunc {
@@ -162,7 +132,7 @@ func accessLog(log *slog.Logger, listener string) gin.HandlerFunc {
 		attrs = append(attrs, slog.String("listener", listener), slog.String("method", observe.Method(c.Request.Method)),
 			slog.String("route", observe.Route(c)), slog.Int("status", c.Writer.Status()),
 			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
-			slog.String("request_id", c.GetString(problem.RequestIDKey)))
+			slog.String("request_id", RequestID(c.Request.Context())))
 		if id, ok := mtls.PeerID(c.Request); ok {
 			attrs = append(attrs, slog.String("peer", id.String()))
 		}
@@ -177,34 +147,6 @@ func accessLog(log *slog.Logger, listener string) gin.HandlerFunc {
 		}
 		// Typed attributes (LogAttrs): one line per request, no boxing.
 		log.LogAttrs(c.Request.Context(), level, "request", attrs...)
-	}
-}
-
-func limitBody(n int64) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		if c.Request.ContentLength > n {
-			problem.Abort(c, problem.New(http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", n)))
-			return
-		}
-		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, n)
-		c.Next()
-	}
-}
-
-// RequirePeers admits only internal callers whose SVID names one of the
-// given workloads; anyone else in the trust domain gets 403.
-func RequirePeers(names ...string) gin.HandlerFunc {
-	allowed := make(map[string]bool, len(names))
-	for _, n := range names {
-		allowed[mtls.ID(n).String()] = true
-	}
-	return func(c *gin.Context) {
-		id, ok := mtls.PeerID(c.Request)
-		if !ok || !allowed[id.String()] {
-			problem.Abort(c, problem.New(http.StatusForbidden, "this workload may not call this route"))
-			return
-		}
-		c.Next()
 	}
 }
 
@@ -299,8 +241,8 @@ func (s *Server) Run(ctx context.Context) error {
 
 	errLog := slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn)
 	servers := []*http.Server{
-		s.httpServer(publicHeaders(s.shedder.Handler(s.Public)), s.cfg.TLS.PublicServerConfig(), errLog),
-		s.httpServer(s.Internal, s.cfg.TLS.InternalServerConfig(), errLog),
+		s.httpServer(publicHeaders(s.shedder.Handler(s.handler(s.Public))), s.cfg.TLS.PublicServerConfig(), errLog),
+		s.httpServer(s.handler(s.Internal), s.cfg.TLS.InternalServerConfig(), errLog),
 	}
 	listeners := []net.Listener{lnPub, lnInt}
 	errc := make(chan error, 2)

@@ -74,7 +74,7 @@ func start(t *testing.T) *harness {
 		}}},
 		MaxBodyBytes: 64,
 	})
-	srv.Internal.GET("/internal/things", server.RequirePeers("session"), func(c *gin.Context) { c.JSON(200, gin.H{"ok": true}) })
+	srv.Internal.GET("/internal/things", server.Adapt(server.RequirePeers("session")), func(c *gin.Context) { c.JSON(200, gin.H{"ok": true}) })
 	srv.Public.POST("/v1/things", func(c *gin.Context) {
 		var body struct {
 			Name string `json:"name"`

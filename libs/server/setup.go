@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-ref/strata/libs/config"
@@ -127,7 +128,9 @@ func (k *Kit) Client(dependency, baseURL string, cfg resilience.ClientConfig) *r
 func (k *Kit) NewServer(env Env, checks ...Check) *Server {
 	s := New(Config{Name: k.Name, PublicAddr: env.PublicAddr, InternalAddr: env.InternalAddr, TLS: k.TLS,
 		Logger: k.Logger, Registry: k.Registry, Tracing: k.Tracing, Checks: checks})
-	k.Faults.Register(s.Internal.Group("", RequirePeers("loadtest", "console")))
+	faults, peers := gin.WrapH(k.Faults.Handler()), Adapt(RequirePeers("loadtest", "console"))
+	s.Internal.GET(resilience.FaultsPath, peers, faults)
+	s.Internal.PUT(resilience.FaultsPath+"/:dependency", peers, faults)
 	return s
 }
 

@@ -61,8 +61,8 @@ type Shedder struct {
 }
 
 // rejection is the body of every 429, encoded once: a rejection must cost
-// as little as possible, since under overload most requests get one. The
-// request id travels in the X-Request-ID header, set before shedding.
+// as little as possible, since under overload most requests get one. It
+// carries no request id: shedding runs before the id is minted.
 var rejection = encode(http.StatusTooManyRequests, "the service is at capacity; retry after the indicated delay")
 
 // The bodies of the other refusals made before the router.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/strata-ref/strata/libs/authn"
 	"github.com/strata-ref/strata/libs/mtls"
+	"github.com/strata-ref/strata/libs/openapi"
 	"github.com/strata-ref/strata/libs/problem"
 	"github.com/strata-ref/strata/libs/server"
 	"github.com/strata-ref/strata/services/analytics/api"
@@ -39,7 +40,7 @@ func New(svc *analytics.Service, authenticate gin.HandlerFunc, log *slog.Logger)
 // RegisterPublic mounts the client routes and the OpenAPI document on the
 // TLS listener.
 func (a *API) RegisterPublic(r gin.IRouter) {
-	api.Document.Register(r)
+	r.GET(openapi.Path, gin.WrapH(api.Document))
 	g := r.Group("/v1", a.authn)
 	g.POST("/events", a.postEvents)
 	g.GET("/accounts/:id/activity", a.activity)
@@ -52,7 +53,7 @@ func (a *API) RegisterPublic(r gin.IRouter) {
 // and the token was exchanged by the ledger (act.sub is its SPIFFE ID), so
 // a stolen user token alone cannot write ledger events.
 func (a *API) RegisterInternal(r gin.IRouter) {
-	r.POST("/internal/events", server.RequirePeers("ledger"), a.authn, requireActor(mtls.ID("ledger").String()), a.postLedgerEvents)
+	r.POST("/internal/events", server.Adapt(server.RequirePeers("ledger")), a.authn, requireActor(mtls.ID("ledger").String()), a.postLedgerEvents)
 }
 
 func requireActor(actor string) gin.HandlerFunc {

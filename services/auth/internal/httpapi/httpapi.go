@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/strata-ref/strata/libs/authn"
+	"github.com/strata-ref/strata/libs/openapi"
 	"github.com/strata-ref/strata/libs/problem"
 	"github.com/strata-ref/strata/libs/server"
 	"github.com/strata-ref/strata/services/auth/api"
@@ -47,7 +48,7 @@ func New(users identity.Store, alive SessionCheck, endSessions EndSessions, log 
 // Register mounts the routes behind authenticate (authn's middleware), and
 // the OpenAPI document.
 func (a *API) Register(r gin.IRouter, authenticate gin.HandlerFunc) {
-	api.Document.Register(r)
+	r.GET(openapi.Path, gin.WrapH(api.Document))
 	g := r.Group("/v1/users", authenticate, a.requireAdmin)
 	g.GET("", a.list)
 	g.POST("", a.stateful, a.create)

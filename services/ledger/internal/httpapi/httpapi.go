@@ -17,6 +17,7 @@ import (
 
 	"github.com/strata-ref/strata/libs/authn"
 	"github.com/strata-ref/strata/libs/idempotency"
+	"github.com/strata-ref/strata/libs/openapi"
 	"github.com/strata-ref/strata/libs/problem"
 	"github.com/strata-ref/strata/libs/server"
 	"github.com/strata-ref/strata/services/ledger/api"
@@ -44,11 +45,11 @@ func New(svc *ledger.Service, auth *authn.Validator, cipher idempotency.Cipher, 
 // Register mounts the /v1 routes and the OpenAPI document on the public
 // engine.
 func (a *API) Register(r gin.IRouter) {
-	api.Document.Register(r)
+	r.GET(openapi.Path, gin.WrapH(api.Document))
 	v1 := r.Group("/v1", a.auth.Middleware(a.log))
 	// Replays and 422s are answered by the key's claim, which rides in the
 	// transaction's first batch (docs/idempotency.md, "Replays").
-	idem := wrap(idempotency.Middleware(idempotency.Config{Scope: principalScope}))
+	idem := server.Adapt(idempotency.Middleware(idempotency.Config{Scope: principalScope}))
 	v1.POST("/accounts", idem, a.openAccount)
 	v1.GET("/accounts", a.listAccounts)
 	v1.GET("/accounts/:id", a.getAccount)
@@ -63,24 +64,6 @@ func (a *API) Register(r gin.IRouter) {
 func principalScope(r *http.Request) (string, bool) {
 	p, ok := authn.FromContext(r.Context())
 	return p.Subject, ok && p.Subject != ""
-}
-
-// wrap mounts net/http middleware on a gin route: the rest of the chain
-// runs as its next handler, with the request it passes on (and gin's own
-// writer: the middleware must not replace the ResponseWriter); when it answers
-// itself instead, the chain stops there.
-func wrap(mw func(http.Handler) http.Handler) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		called := false
-		mw(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
-			called = true
-			c.Request = r
-			c.Next()
-		})).ServeHTTP(c.Writer, c.Request)
-		if !called {
-			c.Abort()
-		}
-	}
 }
 
 func principal(c *gin.Context) authn.Principal {

@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/strata-ref/strata/libs/authn"
+	"github.com/strata-ref/strata/libs/openapi"
 	"github.com/strata-ref/strata/libs/problem"
 	"github.com/strata-ref/strata/libs/server"
 	"github.com/strata-ref/strata/services/session/api"
@@ -28,12 +29,13 @@ func New(svc *session.Service) *API { return &API{svc: svc} }
 // and deletes; ledger and analytics may also read (the stateful check that
 // a token's session is still alive before a write).
 func (a *API) RegisterInternal(r gin.IRouter) {
+	auth := server.Adapt(server.RequirePeers("auth"))
 	g := r.Group("/internal/sessions")
-	g.POST("", server.RequirePeers("auth"), a.create)
-	g.GET("/:sid", server.RequirePeers("auth", "ledger", "analytics"), a.get)
-	g.POST("/:sid/touch", server.RequirePeers("auth"), a.touch)
-	g.DELETE("/:sid", server.RequirePeers("auth"), a.delete)
-	g.GET("", server.RequirePeers("auth"), a.listByUser)
+	g.POST("", auth, a.create)
+	g.GET("/:sid", server.Adapt(server.RequirePeers("auth", "ledger", "analytics")), a.get)
+	g.POST("/:sid/touch", auth, a.touch)
+	g.DELETE("/:sid", auth, a.delete)
+	g.GET("", auth, a.listByUser)
 }
 
 // RegisterPublic mounts the OpenAPI document and GET /v1/sessions, GET and
@@ -41,7 +43,7 @@ func (a *API) RegisterInternal(r gin.IRouter) {
 // sees and ends only their own sessions; another user's sid answers 404,
 // exactly like an unknown one.
 func (a *API) RegisterPublic(r gin.IRouter, authenticate gin.HandlerFunc) {
-	api.Document.Register(r)
+	r.GET(openapi.Path, gin.WrapH(api.Document))
 	g := r.Group("/v1/sessions", authenticate)
 	g.GET("", func(c *gin.Context) {
 		p, _ := authn.FromContext(c.Request.Context())
