@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/gin-gonic/gin"
-
 	"github.com/strata-ref/strata/libs/problem"
 )
 
@@ -27,37 +25,40 @@ func BearerToken(header string) (string, error) {
 
 // Middleware authenticates every request or answers 401 with a
 // WWW-Authenticate challenge. Why a token was refused goes to the log
-// (without the token); the client learns only that it was.
-func (v *Validator) Middleware(log *slog.Logger) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		ctx := c.Request.Context()
-		headers := c.Request.Header.Values("Authorization")
-		if len(headers) != 1 {
-			unauthorized(c, "")
-			return
-		}
-		raw, err := BearerToken(headers[0])
-		if err != nil {
-			log.InfoContext(ctx, "request refused", "reason", err.Error())
-			unauthorized(c, "invalid_request")
-			return
-		}
-		p, err := v.Validate(ctx, raw)
-		if err != nil {
-			log.InfoContext(ctx, "token refused", "reason", err.Error())
-			unauthorized(c, "invalid_token")
-			return
-		}
-		c.Request = c.Request.WithContext(WithPrincipal(ctx, p))
-		c.Next()
+// (without the token); the client learns only that it was. The next
+// handler gets the request with the Principal in its context
+// (FromContext).
+func (v *Validator) Middleware(log *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx := r.Context()
+			headers := r.Header.Values("Authorization")
+			if len(headers) != 1 {
+				unauthorized(w, r, "")
+				return
+			}
+			raw, err := BearerToken(headers[0])
+			if err != nil {
+				log.InfoContext(ctx, "request refused", "reason", err.Error())
+				unauthorized(w, r, "invalid_request")
+				return
+			}
+			p, err := v.Validate(ctx, raw)
+			if err != nil {
+				log.InfoContext(ctx, "token refused", "reason", err.Error())
+				unauthorized(w, r, "invalid_token")
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(WithPrincipal(ctx, p)))
+		})
 	}
 }
 
-func unauthorized(c *gin.Context, code string) {
+func unauthorized(w http.ResponseWriter, r *http.Request, code string) {
 	challenge := `Bearer realm="strata"`
 	if code != "" {
 		challenge += `, error="` + code + `"`
 	}
-	c.Header("WWW-Authenticate", challenge)
-	problem.Abort(c, problem.New(http.StatusUnauthorized, "a valid access token is required"))
+	w.Header().Set("WWW-Authenticate", challenge)
+	problem.New(http.StatusUnauthorized, "a valid access token is required").Send(w, r)
 }

@@ -20,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
@@ -45,13 +44,13 @@ func protected(t *testing.T, keys authn.KeySource) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gin.SetMode(gin.ReleaseMode)
-	e := gin.New()
-	e.GET("/thing", v.Middleware(slog.New(slog.NewJSONHandler(io.Discard, nil))), func(c *gin.Context) {
-		p, _ := authn.FromContext(c.Request.Context())
-		c.JSON(200, gin.H{"sub": p.Subject, "sid": p.SessionID, "act": p.Actor})
-	})
-	srv := httptest.NewServer(e)
+	mux := http.NewServeMux()
+	mux.Handle("GET /thing", v.Middleware(slog.New(slog.NewJSONHandler(io.Discard, nil)))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := authn.FromContext(r.Context())
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]string{"sub": p.Subject, "sid": p.SessionID, "act": p.Actor})
+	})))
+	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
 }

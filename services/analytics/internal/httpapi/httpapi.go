@@ -33,8 +33,8 @@ type API struct {
 
 // New returns the API; authenticate is the access-token middleware (it puts
 // an authn.Principal in the request context or answers 401).
-func New(svc *analytics.Service, authenticate gin.HandlerFunc, log *slog.Logger) *API {
-	return &API{svc: svc, authn: authenticate, log: log}
+func New(svc *analytics.Service, authenticate func(http.Handler) http.Handler, log *slog.Logger) *API {
+	return &API{svc: svc, authn: server.Adapt(authenticate), log: log}
 }
 
 // RegisterPublic mounts the client routes and the OpenAPI document on the

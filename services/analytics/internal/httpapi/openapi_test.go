@@ -3,9 +3,8 @@ package httpapi
 import (
 	"io"
 	"log/slog"
+	"net/http"
 	"testing"
-
-	"github.com/gin-gonic/gin"
 
 	"github.com/strata-ref/strata/libs/observe"
 	"github.com/strata-ref/strata/libs/openapi/openapitest"
@@ -20,7 +19,7 @@ func newEngines() *server.Server {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	kit := &server.Kit{Name: "analytics", Logger: log, Registry: observe.NewRegistry(), Faults: resilience.NewFaults("dev")}
 	srv := kit.NewServer(server.Env{})
-	a := New(nil, func(*gin.Context) {}, log)
+	a := New(nil, func(h http.Handler) http.Handler { return h }, log)
 	a.RegisterPublic(srv.Public)
 	a.RegisterInternal(srv.Internal)
 	return srv

@@ -47,9 +47,9 @@ func New(users identity.Store, alive SessionCheck, endSessions EndSessions, log 
 
 // Register mounts the routes behind authenticate (authn's middleware), and
 // the OpenAPI document.
-func (a *API) Register(r gin.IRouter, authenticate gin.HandlerFunc) {
+func (a *API) Register(r gin.IRouter, authenticate func(http.Handler) http.Handler) {
 	r.GET(openapi.Path, gin.WrapH(api.Document))
-	g := r.Group("/v1/users", authenticate, a.requireAdmin)
+	g := r.Group("/v1/users", server.Adapt(authenticate), a.requireAdmin)
 	g.GET("", a.list)
 	g.POST("", a.stateful, a.create)
 	g.GET("/:id", a.get)

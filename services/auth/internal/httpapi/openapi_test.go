@@ -3,9 +3,8 @@ package httpapi
 import (
 	"io"
 	"log/slog"
+	"net/http"
 	"testing"
-
-	"github.com/gin-gonic/gin"
 
 	"github.com/strata-ref/strata/libs/observe"
 	"github.com/strata-ref/strata/libs/openapi/openapitest"
@@ -22,7 +21,7 @@ func newEngines() *server.Server {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	kit := &server.Kit{Name: "auth", Logger: log, Registry: observe.NewRegistry(), Faults: resilience.NewFaults("dev")}
 	srv := kit.NewServer(server.Env{})
-	New(nil, nil, nil, log).Register(srv.Public, func(*gin.Context) {})
+	New(nil, nil, nil, log).Register(srv.Public, func(h http.Handler) http.Handler { return h })
 	return srv
 }
 

@@ -46,7 +46,7 @@ func New(svc *ledger.Service, auth *authn.Validator, cipher idempotency.Cipher, 
 // engine.
 func (a *API) Register(r gin.IRouter) {
 	r.GET(openapi.Path, gin.WrapH(api.Document))
-	v1 := r.Group("/v1", a.auth.Middleware(a.log))
+	v1 := r.Group("/v1", server.Adapt(a.auth.Middleware(a.log)))
 	// Replays and 422s are answered by the key's claim, which rides in the
 	// transaction's first batch (docs/idempotency.md, "Replays").
 	idem := server.Adapt(idempotency.Middleware(idempotency.Config{Scope: principalScope}))

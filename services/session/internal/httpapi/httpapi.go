@@ -42,9 +42,9 @@ func (a *API) RegisterInternal(r gin.IRouter) {
 // DELETE /v1/sessions/{sid} behind authenticate (the JWT middleware): a user
 // sees and ends only their own sessions; another user's sid answers 404,
 // exactly like an unknown one.
-func (a *API) RegisterPublic(r gin.IRouter, authenticate gin.HandlerFunc) {
+func (a *API) RegisterPublic(r gin.IRouter, authenticate func(http.Handler) http.Handler) {
 	r.GET(openapi.Path, gin.WrapH(api.Document))
-	g := r.Group("/v1/sessions", authenticate)
+	g := r.Group("/v1/sessions", server.Adapt(authenticate))
 	g.GET("", func(c *gin.Context) {
 		p, _ := authn.FromContext(c.Request.Context())
 		list(c, a.svc, p.Subject)

@@ -3,9 +3,8 @@ package httpapi
 import (
 	"io"
 	"log/slog"
+	"net/http"
 	"testing"
-
-	"github.com/gin-gonic/gin"
 
 	"github.com/strata-ref/strata/libs/observe"
 	"github.com/strata-ref/strata/libs/openapi/openapitest"
@@ -22,7 +21,7 @@ func newEngines() *server.Server {
 	srv := kit.NewServer(server.Env{})
 	a := New(nil)
 	a.RegisterInternal(srv.Internal)
-	a.RegisterPublic(srv.Public, func(*gin.Context) {})
+	a.RegisterPublic(srv.Public, func(h http.Handler) http.Handler { return h })
 	return srv
 }
 
