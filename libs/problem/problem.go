@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-
-	"github.com/gin-gonic/gin"
 )
 
 // ContentType is the media type of every error response.
@@ -48,9 +46,10 @@ func (p Problem) Write(w http.ResponseWriter) {
 // response the server sends.
 const RequestIDHeader = "X-Request-ID"
 
-// Send writes p as the answer to r with net/http alone. Instance, when
-// empty, is r's path; RequestID, when empty, is the id the server already
-// put on the response (RequestIDHeader).
+// Send writes p as the answer to r. Instance, when empty, is r's path;
+// RequestID, when empty, is the id the server already put on the response
+// (RequestIDHeader), which its request-id middleware does before any
+// handler runs. A gin handler that must also stop its chain uses server.Abort.
 func (p Problem) Send(w http.ResponseWriter, r *http.Request) {
 	if p.RequestID == "" {
 		p.RequestID = w.Header().Get(RequestIDHeader)
@@ -60,16 +59,3 @@ func (p Problem) Send(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Write(w)
 }
-
-// Abort is Send for a gin handler, which also stops the handler chain.
-func Abort(c *gin.Context, p Problem) {
-	if p.RequestID == "" {
-		p.RequestID = c.GetString(RequestIDKey)
-	}
-	p.Send(c.Writer, c.Request)
-	c.Abort()
-}
-
-// RequestIDKey is the gin context key under which the server stores the
-// request id.
-const RequestIDKey = "request_id"

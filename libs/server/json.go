@@ -20,7 +20,7 @@ import (
 // (400, 413 or 415) and returns false; the handler just returns.
 func DecodeJSON(c *gin.Context, v any) bool {
 	if ct := c.ContentType(); ct != "application/json" {
-		problem.Abort(c, problem.New(http.StatusUnsupportedMediaType, "Content-Type must be application/json"))
+		Abort(c, problem.New(http.StatusUnsupportedMediaType, "Content-Type must be application/json"))
 		return false
 	}
 	body, err := io.ReadAll(c.Request.Body)
@@ -32,9 +32,9 @@ func DecodeJSON(c *gin.Context, v any) bool {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			problem.Abort(c, problem.New(http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", tooBig.Limit)))
+			Abort(c, problem.New(http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", tooBig.Limit)))
 		} else {
-			problem.Abort(c, problem.New(http.StatusBadRequest, "malformed JSON body: "+err.Error()))
+			Abort(c, problem.New(http.StatusBadRequest, "malformed JSON body: "+err.Error()))
 		}
 		return false
 	}
@@ -54,10 +54,10 @@ func DecodeJSON(c *gin.Context, v any) bool {
 	}
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		problem.Abort(c, problem.New(http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", tooBig.Limit)))
+		Abort(c, problem.New(http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", tooBig.Limit)))
 		return false
 	}
-	problem.Abort(c, problem.New(http.StatusBadRequest, "malformed JSON body: "+describe(err)))
+	Abort(c, problem.New(http.StatusBadRequest, "malformed JSON body: "+describe(err)))
 	return false
 }
 

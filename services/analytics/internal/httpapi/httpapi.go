@@ -60,7 +60,7 @@ func requireActor(actor string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		p, ok := authn.FromContext(c.Request.Context())
 		if !ok || p.Actor != actor {
-			problem.Abort(c, problem.New(http.StatusForbidden, "this route needs a token exchanged by the ledger"))
+			server.Abort(c, problem.New(http.StatusForbidden, "this route needs a token exchanged by the ledger"))
 			return
 		}
 		c.Next()
@@ -71,7 +71,7 @@ func caller(c *gin.Context) (analytics.Caller, bool) {
 	p, ok := authn.FromContext(c.Request.Context())
 	if !ok {
 		// The middleware is mounted on every route; reaching here is a wiring bug.
-		problem.Abort(c, problem.New(http.StatusUnauthorized, "a valid access token is required"))
+		server.Abort(c, problem.New(http.StatusUnauthorized, "a valid access token is required"))
 		return analytics.Caller{}, false
 	}
 	return analytics.Caller{Subject: p.Subject, Roles: p.Roles, SessionID: p.SessionID}, true
@@ -126,7 +126,7 @@ func (a *API) activity(c *gin.Context) {
 	if s := c.Query("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil {
-			problem.Abort(c, problem.New(http.StatusBadRequest, "limit must be an integer"))
+			server.Abort(c, problem.New(http.StatusBadRequest, "limit must be an integer"))
 			return
 		}
 		limit = n
@@ -159,28 +159,28 @@ func (a *API) fail(c *gin.Context, err error) {
 	var ve *analytics.ValidationError
 	switch {
 	case errors.As(err, &ve):
-		problem.Abort(c, problem.New(http.StatusBadRequest, ve.Error()))
+		server.Abort(c, problem.New(http.StatusBadRequest, ve.Error()))
 	case errors.Is(err, analytics.ErrInvalid):
-		problem.Abort(c, problem.New(http.StatusBadRequest, "invalid request"))
+		server.Abort(c, problem.New(http.StatusBadRequest, "invalid request"))
 	case errors.Is(err, analytics.ErrNotFound):
-		problem.Abort(c, problem.New(http.StatusNotFound, "no such account"))
+		server.Abort(c, problem.New(http.StatusNotFound, "no such account"))
 	case errors.Is(err, analytics.ErrUnknownAccount):
-		problem.Abort(c, problem.New(http.StatusUnprocessableEntity, "an event names an account that is unknown or not yours"))
+		server.Abort(c, problem.New(http.StatusUnprocessableEntity, "an event names an account that is unknown or not yours"))
 	case errors.Is(err, authn.ErrSessionEnded):
 		c.Header("WWW-Authenticate", `Bearer realm="strata", error="invalid_token"`)
-		problem.Abort(c, problem.New(http.StatusUnauthorized, "the session of this token has ended"))
+		server.Abort(c, problem.New(http.StatusUnauthorized, "the session of this token has ended"))
 	case errors.Is(err, authn.ErrSessionUnknown):
 		a.log.WarnContext(c.Request.Context(), "session check failed; refusing the write", "err", err)
-		problem.Abort(c, problem.New(http.StatusServiceUnavailable, "a dependency is unavailable; retry later").WithRetryAfter(time.Second))
+		server.Abort(c, problem.New(http.StatusServiceUnavailable, "a dependency is unavailable; retry later").WithRetryAfter(time.Second))
 	case errors.Is(err, analytics.ErrForbidden):
-		problem.Abort(c, problem.New(http.StatusForbidden, "your role may not use this operation"))
+		server.Abort(c, problem.New(http.StatusForbidden, "your role may not use this operation"))
 	case errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil:
 		// The client went away; nobody reads this answer.
-		problem.Abort(c, problem.New(http.StatusServiceUnavailable, "request cancelled"))
+		server.Abort(c, problem.New(http.StatusServiceUnavailable, "request cancelled"))
 	case errors.Is(err, analytics.ErrUnavailable):
-		problem.Abort(c, problem.New(http.StatusServiceUnavailable, "event store unavailable; retry later").WithRetryAfter(a.svc.RetryAfter()))
+		server.Abort(c, problem.New(http.StatusServiceUnavailable, "event store unavailable; retry later").WithRetryAfter(a.svc.RetryAfter()))
 	default:
-		a.log.ErrorContext(c.Request.Context(), "request failed", "err", err, "request_id", c.GetString(problem.RequestIDKey))
-		problem.Abort(c, problem.New(http.StatusInternalServerError, "internal error"))
+		a.log.ErrorContext(c.Request.Context(), "request failed", "err", err, "request_id", server.RequestID(c.Request.Context()))
+		server.Abort(c, problem.New(http.StatusInternalServerError, "internal error"))
 	}
 }

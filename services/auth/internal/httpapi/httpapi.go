@@ -59,7 +59,7 @@ func (a *API) Register(r gin.IRouter, authenticate func(http.Handler) http.Handl
 func (a *API) requireAdmin(c *gin.Context) {
 	p, ok := authn.FromContext(c.Request.Context())
 	if !ok || !p.HasRole("admin") || p.Actor != "" {
-		problem.Abort(c, problem.New(http.StatusForbidden, "the admin role is required"))
+		server.Abort(c, problem.New(http.StatusForbidden, "the admin role is required"))
 		return
 	}
 	c.Next()
@@ -74,7 +74,7 @@ func (a *API) stateful(c *gin.Context) {
 	}
 	if !ok {
 		c.Header("WWW-Authenticate", `Bearer realm="strata", error="invalid_token"`)
-		problem.Abort(c, problem.New(http.StatusUnauthorized, "the session of this token has ended"))
+		server.Abort(c, problem.New(http.StatusUnauthorized, "the session of this token has ended"))
 		return
 	}
 	c.Next()
@@ -98,7 +98,7 @@ func (a *API) list(c *gin.Context) {
 	if s := c.Query("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 500 {
-			problem.Abort(c, problem.New(http.StatusBadRequest, "limit must be 1-500"))
+			server.Abort(c, problem.New(http.StatusBadRequest, "limit must be 1-500"))
 			return
 		}
 		limit = n
@@ -107,7 +107,7 @@ func (a *API) list(c *gin.Context) {
 	if after != "" && !identity.ValidUsername(after) {
 		// The cursor is a username; anything else (a NUL byte Postgres
 		// cannot hold in text, invalid UTF-8) never reaches the store.
-		problem.Abort(c, problem.New(http.StatusBadRequest, "after must be a username: the next cursor of the previous page"))
+		server.Abort(c, problem.New(http.StatusBadRequest, "after must be a username: the next cursor of the previous page"))
 		return
 	}
 	users, err := a.users.ListUsers(c.Request.Context(), after, limit)
@@ -187,15 +187,15 @@ func (a *API) disable(c *gin.Context) {
 func fail(c *gin.Context, err error) {
 	switch {
 	case errors.Is(err, identity.ErrNotFound):
-		problem.Abort(c, problem.New(http.StatusNotFound, "no such user"))
+		server.Abort(c, problem.New(http.StatusNotFound, "no such user"))
 	case errors.Is(err, identity.ErrConflict):
-		problem.Abort(c, problem.New(http.StatusConflict, "username already taken"))
+		server.Abort(c, problem.New(http.StatusConflict, "username already taken"))
 	case errors.Is(err, identity.ErrInvalid):
-		problem.Abort(c, problem.New(http.StatusUnprocessableEntity, err.Error()))
+		server.Abort(c, problem.New(http.StatusUnprocessableEntity, err.Error()))
 	case errors.Is(err, identity.ErrUnavailable):
-		problem.Abort(c, problem.New(http.StatusServiceUnavailable, "a dependency is unavailable").WithRetryAfter(time.Second))
+		server.Abort(c, problem.New(http.StatusServiceUnavailable, "a dependency is unavailable").WithRetryAfter(time.Second))
 	default:
 		_ = c.Error(err)
-		problem.Abort(c, problem.New(http.StatusInternalServerError, "internal error"))
+		server.Abort(c, problem.New(http.StatusInternalServerError, "internal error"))
 	}
 }

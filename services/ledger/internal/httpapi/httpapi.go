@@ -211,7 +211,7 @@ func (a *API) entries(c *gin.Context) {
 			before, err = strconv.ParseInt(s, 10, 64)
 		}
 		if err != nil {
-			problem.Abort(c, problem.New(http.StatusBadRequest, "before must be the next_page of a previous answer: a positive entry id"))
+			server.Abort(c, problem.New(http.StatusBadRequest, "before must be the next_page of a previous answer: a positive entry id"))
 			return
 		}
 	}
@@ -303,23 +303,23 @@ func (a *API) fail(c *gin.Context, err error) {
 	case idempotency.Fail(c.Writer, c.Request, err): // replay, 409 in flight, 422 other body
 		c.Abort()
 	case errors.As(err, &inv):
-		problem.Abort(c, problem.New(http.StatusBadRequest, inv.Reason))
+		server.Abort(c, problem.New(http.StatusBadRequest, inv.Reason))
 	case errors.Is(err, ledger.ErrNotFound):
-		problem.Abort(c, problem.New(http.StatusNotFound, "no such resource"))
+		server.Abort(c, problem.New(http.StatusNotFound, "no such resource"))
 	case errors.Is(err, ledger.ErrForbidden):
-		problem.Abort(c, problem.New(http.StatusForbidden, "not allowed"))
+		server.Abort(c, problem.New(http.StatusForbidden, "not allowed"))
 	case errors.Is(err, ledger.ErrInsufficientFunds):
-		problem.Abort(c, problem.New(http.StatusUnprocessableEntity, "insufficient funds"))
+		server.Abort(c, problem.New(http.StatusUnprocessableEntity, "insufficient funds"))
 	case errors.Is(err, ledger.ErrCurrencyMismatch):
-		problem.Abort(c, problem.New(http.StatusUnprocessableEntity, "currency does not match the accounts"))
+		server.Abort(c, problem.New(http.StatusUnprocessableEntity, "currency does not match the accounts"))
 	case errors.Is(err, ledger.ErrSessionEnded):
 		c.Header("WWW-Authenticate", `Bearer realm="strata", error="invalid_token"`)
-		problem.Abort(c, problem.New(http.StatusUnauthorized, "the session of this token has ended"))
+		server.Abort(c, problem.New(http.StatusUnauthorized, "the session of this token has ended"))
 	case errors.Is(err, ledger.ErrUnavailable):
 		a.log.WarnContext(c.Request.Context(), "dependency unavailable", "err", err)
-		problem.Abort(c, problem.New(http.StatusServiceUnavailable, "a dependency is unavailable; retry later").WithRetryAfter(time.Second))
+		server.Abort(c, problem.New(http.StatusServiceUnavailable, "a dependency is unavailable; retry later").WithRetryAfter(time.Second))
 	default:
-		a.log.ErrorContext(c.Request.Context(), "request failed", "err", err, "request_id", c.GetString(problem.RequestIDKey))
-		problem.Abort(c, problem.New(http.StatusInternalServerError, "internal error"))
+		a.log.ErrorContext(c.Request.Context(), "request failed", "err", err, "request_id", server.RequestID(c.Request.Context()))
+		server.Abort(c, problem.New(http.StatusInternalServerError, "internal error"))
 	}
 }

@@ -83,7 +83,7 @@ func (a *API) deleteOwn(c *gin.Context) {
 	p, _ := authn.FromContext(ctx)
 	if _, err := a.svc.Get(ctx, p.SessionID); errors.Is(err, session.ErrNotFound) || errors.Is(err, session.ErrInvalid) {
 		c.Header("WWW-Authenticate", `Bearer realm="strata", error="invalid_token"`)
-		problem.Abort(c, problem.New(http.StatusUnauthorized, "the session of this token has ended"))
+		server.Abort(c, problem.New(http.StatusUnauthorized, "the session of this token has ended"))
 		return
 	} else if err != nil {
 		fail(c, err)
@@ -157,7 +157,7 @@ func (a *API) delete(c *gin.Context) {
 func (a *API) listByUser(c *gin.Context) {
 	uid := c.Query("user_id")
 	if uid == "" {
-		problem.Abort(c, problem.New(http.StatusBadRequest, "user_id is required"))
+		server.Abort(c, problem.New(http.StatusBadRequest, "user_id is required"))
 		return
 	}
 	list(c, a.svc, uid)
@@ -179,13 +179,13 @@ func list(c *gin.Context, svc *session.Service, userID string) {
 func fail(c *gin.Context, err error) {
 	switch {
 	case errors.Is(err, session.ErrNotFound):
-		problem.Abort(c, problem.New(http.StatusNotFound, "no such session"))
+		server.Abort(c, problem.New(http.StatusNotFound, "no such session"))
 	case errors.Is(err, session.ErrInvalid):
-		problem.Abort(c, problem.New(http.StatusBadRequest, "invalid session request"))
+		server.Abort(c, problem.New(http.StatusBadRequest, "invalid session request"))
 	case errors.Is(err, session.ErrUnavailable):
-		problem.Abort(c, problem.New(http.StatusServiceUnavailable, "session store unavailable").WithRetryAfter(time.Second))
+		server.Abort(c, problem.New(http.StatusServiceUnavailable, "session store unavailable").WithRetryAfter(time.Second))
 	default:
 		_ = c.Error(err)
-		problem.Abort(c, problem.New(http.StatusInternalServerError, "internal error"))
+		server.Abort(c, problem.New(http.StatusInternalServerError, "internal error"))
 	}
 }
