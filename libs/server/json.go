@@ -10,20 +10,19 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/gin-gonic/gin"
-
 	"github.com/strata-ref/strata/libs/problem"
 )
 
-// DecodeJSON reads exactly one JSON object into v, rejecting unknown fields,
-// trailing data and a wrong content type. On failure it writes the problem
-// (400, 413 or 415) and returns false; the handler just returns.
-func DecodeJSON(c *gin.Context, v any) bool {
-	if ct := c.ContentType(); ct != "application/json" {
-		Abort(c, problem.New(http.StatusUnsupportedMediaType, "Content-Type must be application/json"))
+// DecodeJSON reads exactly one JSON object from r's body into v, rejecting
+// unknown fields, trailing data and a wrong content type. On failure it
+// answers w with the problem (400, 413 or 415) and returns false; the
+// handler just returns.
+func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	if mediaType(r.Header.Get("Content-Type")) != "application/json" {
+		problem.New(http.StatusUnsupportedMediaType, "Content-Type must be application/json").Send(w, r)
 		return false
 	}
-	body, err := io.ReadAll(c.Request.Body)
+	body, err := io.ReadAll(r.Body)
 	if err == nil && !utf8.Valid(body) {
 		// encoding/json would silently turn invalid bytes into U+FFFD;
 		// RFC 8259 requires UTF-8, so refuse instead of guessing.
@@ -32,9 +31,9 @@ func DecodeJSON(c *gin.Context, v any) bool {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			Abort(c, problem.New(http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", tooBig.Limit)))
+			problem.New(http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", tooBig.Limit)).Send(w, r)
 		} else {
-			Abort(c, problem.New(http.StatusBadRequest, "malformed JSON body: "+err.Error()))
+			problem.New(http.StatusBadRequest, "malformed JSON body: "+err.Error()).Send(w, r)
 		}
 		return false
 	}
@@ -54,11 +53,19 @@ func DecodeJSON(c *gin.Context, v any) bool {
 	}
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		Abort(c, problem.New(http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", tooBig.Limit)))
+		problem.New(http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", tooBig.Limit)).Send(w, r)
 		return false
 	}
-	Abort(c, problem.New(http.StatusBadRequest, "malformed JSON body: "+describe(err)))
+	problem.New(http.StatusBadRequest, "malformed JSON body: "+describe(err)).Send(w, r)
 	return false
+}
+
+// mediaType is a Content-Type without its parameters ("; charset=utf-8").
+func mediaType(ct string) string {
+	if i := strings.IndexAny(ct, " ;"); i >= 0 {
+		return ct[:i]
+	}
+	return ct
 }
 
 // describe turns a decoding error into a message safe to show a client.

@@ -94,7 +94,7 @@ func TestBodyLimit(t *testing.T) {
 	h := listener(t, func(e *gin.Engine) {
 		e.POST("/v1/things", func(c *gin.Context) {
 			var v map[string]any
-			if DecodeJSON(c, &v) {
+			if DecodeJSON(c.Writer, c.Request, &v) {
 				c.Status(http.StatusNoContent)
 			}
 		})

@@ -79,7 +79,7 @@ func start(t *testing.T) *harness {
 		var body struct {
 			Name string `json:"name"`
 		}
-		if !server.DecodeJSON(c, &body) {
+		if !server.DecodeJSON(c.Writer, c.Request, &body) {
 			return
 		}
 		c.JSON(201, body)
@@ -246,6 +246,7 @@ func TestBodiesAreStrict(t *testing.T) {
 		want              int
 	}{
 		{"ok", "application/json", `{"name":"a"}`, 201},
+		{"media type parameters", "application/json; charset=utf-8", `{"name":"a"}`, 201},
 		{"unknown field", "application/json", `{"name":"a","admin":true}`, 400},
 		{"trailing data", "application/json", `{"name":"a"}{}`, 400},
 		{"wrong type", "application/json", `{"name":1}`, 400},

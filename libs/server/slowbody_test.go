@@ -30,7 +30,7 @@ func startShed(t *testing.T, bodyTimeout time.Duration) (*harness, string) {
 		var body struct {
 			Amount int `json:"amount"`
 		}
-		if !server.DecodeJSON(c, &body) {
+		if !server.DecodeJSON(c.Writer, c.Request, &body) {
 			return
 		}
 		c.JSON(201, body)

@@ -95,7 +95,7 @@ func (a *API) postEvents(c *gin.Context) {
 		return
 	}
 	var req clientBatch
-	if !server.DecodeJSON(c, &req) {
+	if !server.DecodeJSON(c.Writer, c.Request, &req) {
 		return
 	}
 	if err := a.svc.IngestClient(c.Request.Context(), who, req.Events); err != nil {
@@ -107,7 +107,7 @@ func (a *API) postEvents(c *gin.Context) {
 
 func (a *API) postLedgerEvents(c *gin.Context) {
 	var req ledgerBatch
-	if !server.DecodeJSON(c, &req) {
+	if !server.DecodeJSON(c.Writer, c.Request, &req) {
 		return
 	}
 	if err := a.svc.IngestLedger(c.Request.Context(), req.Events); err != nil {

@@ -135,7 +135,7 @@ type createRequest struct {
 
 func (a *API) create(c *gin.Context) {
 	var req createRequest
-	if !server.DecodeJSON(c, &req) {
+	if !server.DecodeJSON(c.Writer, c.Request, &req) {
 		return
 	}
 	u, err := identity.NewUser(uuid.NewString(), identity.NewUserInput(req), time.Now().UTC())

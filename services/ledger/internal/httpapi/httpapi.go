@@ -159,7 +159,7 @@ type openAccountRequest struct {
 
 func (a *API) openAccount(c *gin.Context) {
 	var req openAccountRequest
-	if !server.DecodeJSON(c, &req) {
+	if !server.DecodeJSON(c.Writer, c.Request, &req) {
 		return
 	}
 	key, err := keyed(c, accountJSON, a.cipher)
@@ -240,7 +240,7 @@ type depositRequest struct {
 
 func (a *API) deposit(c *gin.Context) {
 	var req depositRequest
-	if !server.DecodeJSON(c, &req) {
+	if !server.DecodeJSON(c.Writer, c.Request, &req) {
 		return
 	}
 	key, err := keyed(c, transferJSON, a.cipher)
@@ -266,7 +266,7 @@ type transferRequest struct {
 
 func (a *API) transfer(c *gin.Context) {
 	var req transferRequest
-	if !server.DecodeJSON(c, &req) {
+	if !server.DecodeJSON(c.Writer, c.Request, &req) {
 		return
 	}
 	key, err := keyed(c, transferJSON, a.cipher)

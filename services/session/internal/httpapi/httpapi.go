@@ -109,7 +109,7 @@ type createRequest struct {
 
 func (a *API) create(c *gin.Context) {
 	var req createRequest
-	if !server.DecodeJSON(c, &req) {
+	if !server.DecodeJSON(c.Writer, c.Request, &req) {
 		return
 	}
 	s, err := a.svc.Create(c.Request.Context(), session.New(req))
@@ -135,7 +135,7 @@ type touchRequest struct {
 
 func (a *API) touch(c *gin.Context) {
 	var req touchRequest
-	if !server.DecodeJSON(c, &req) {
+	if !server.DecodeJSON(c.Writer, c.Request, &req) {
 		return
 	}
 	s, err := a.svc.Touch(c.Request.Context(), c.Param("sid"), req.ExpiresAt)
