@@ -29,12 +29,26 @@ var domains = []string{
 // driversAndFrameworks are the import path prefixes a domain package must
 // not import.
 var driversAndFrameworks = []string{
-	"github.com/gin-gonic/gin",
+	ginModule,
 	"github.com/jackc/pgx",
 	"github.com/apache/cassandra-gocql-driver",
 	"github.com/gocql/gocql",
 	"github.com/redis/go-redis",
 }
+
+// httpLibs are the libraries that need only net/http: they take and return
+// http.Handler (net/http's own middleware shape), so they work under any
+// router. gin stays with the routers: the services' and libs/server, which
+// builds their engines.
+var httpLibs = []string{
+	"libs/authn",
+	"libs/idempotency",
+	"libs/openapi",
+	"libs/problem",
+	"libs/resilience",
+}
+
+const ginModule = "github.com/gin-gonic/gin"
 
 // workspaceModules lists the directories go.work uses, relative to the
 // repository root.
@@ -118,6 +132,8 @@ func houseRule(pkg, imp string, test bool) string {
 		return "the load tool and tools use the services' HTTP APIs, never their packages"
 	case !test && slices.Contains(domains, pkg) && slices.ContainsFunc(driversAndFrameworks, func(p string) bool { return imp == p || strings.HasPrefix(imp, p+"/") }):
 		return "a domain package imports no driver or HTTP framework"
+	case !test && slices.Contains(httpLibs, pkg) && (imp == ginModule || strings.HasPrefix(imp, ginModule+"/")):
+		return "a library that needs only net/http takes and returns http.Handler; gin stays with the routers"
 	}
 	return ""
 }
@@ -129,6 +145,11 @@ func TestImportRules(t *testing.T) {
 	for _, d := range domains {
 		if _, ok := all[d]; !ok {
 			t.Errorf("domain package %s not found: update the domains list", d)
+		}
+	}
+	for _, l := range httpLibs {
+		if _, ok := all[l]; !ok {
+			t.Errorf("library %s not found: update the httpLibs list", l)
 		}
 	}
 	for _, pkg := range slices.Sorted(maps.Keys(all)) {
@@ -167,6 +188,12 @@ func TestHouseRuleCatches(t *testing.T) {
 		{"loadtest/internal/engine", modPrefix + "services/ledger/internal/ledger", false, true},
 		{"tools/deploycheck", modPrefix + "services/auth", false, true},
 		{"loadtest/internal/engine", modPrefix + "libs/mtls", false, false},
+		{"libs/problem", "github.com/gin-gonic/gin", false, true},
+		{"libs/authn", "github.com/gin-gonic/gin", false, true},
+		{"libs/resilience", "github.com/gin-gonic/gin/binding", false, true},
+		{"libs/authn", "github.com/gin-gonic/gin", true, false},
+		{"libs/server", "github.com/gin-gonic/gin", false, false},
+		{"libs/openapi/openapitest", "github.com/gin-gonic/gin", false, false},
 	} {
 		if got := houseRule(tc.pkg, tc.imp, tc.test) != ""; got != tc.bad {
 			t.Errorf("%s importing %s: forbidden=%v, want %v", tc.pkg, tc.imp, got, tc.bad)
