@@ -20,7 +20,7 @@
 // scoped per principal, so one user's key is invisible to another, and are
 // kept at least 24 hours before Reap deletes them in batches.
 //
-// The pieces: Middleware (gin) validates the header and puts the Request
+// The pieces: Middleware (net/http) validates the header and puts the Request
 // (scope, key, fingerprint of method, path and body) in the context; the
 // handler takes it once and passes it down as a Keyed value, with how to
 // render the operation's result and the cipher for the stored body; the

@@ -21,7 +21,7 @@ func FromContext(ctx context.Context) (Request, bool) {
 	return r, ok
 }
 
-// WithRequest returns ctx carrying r (for callers outside gin).
+// WithRequest returns ctx carrying r (for callers outside Middleware).
 func WithRequest(ctx context.Context, r Request) context.Context {
 	return context.WithValue(ctx, ctxKey{}, r)
 }
@@ -42,8 +42,8 @@ type Config struct {
 //     transaction that does the work: the claim answers replays, 409s and
 //     422s (see Claim.Err and Fail).
 //
-// It is net/http middleware (a Handler wrapping a Handler); a router
-// mounts it with its own adapter.
+// It is net/http middleware (a Handler wrapping a Handler); a gin route
+// mounts it with server.Adapt.
 func Middleware(cfg Config) func(http.Handler) http.Handler {
 	scope := cfg.Scope
 	return func(next http.Handler) http.Handler {

@@ -11,4 +11,13 @@
 // Both listeners answer /healthz (the process is alive) and /readyz (every
 // dependency check passes) and are never load-shed. Every error is an RFC
 // 9457 problem; a panic becomes a logged 500 with no details for the client.
+//
+// What needs only the request and the response is net/http: the shedder,
+// the request id (RequestID), panic recovery and the body limit run in
+// front of the gin engines, and RequirePeers, authn's and idempotency's
+// middleware are func(http.Handler) http.Handler, which a route mounts with
+// Adapt. gin keeps the router and the middleware that needs the route it
+// matched (the server span, the RED metrics, the access log). A gin handler
+// answers an error with Abort, or problem.Problem.Send when it just
+// returns.
 package server
