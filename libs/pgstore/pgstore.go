@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/exaring/otelpgx"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
-	"github.com/pressly/goose/v3/lock"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
@@ -185,15 +185,31 @@ func waitReady(ctx context.Context, pool *pgxpool.Pool, limit time.Duration) err
 	}
 }
 
-// Migrate applies the embedded goose migrations under an advisory lock.
+// migrateLock is the key of the advisory lock Migrate holds ("strata
+// migrate" in ASCII).
+const migrateLock int64 = 0x737472617461_6d67
+
+// Migrate applies the embedded goose migrations, one replica at a time: it
+// holds a session advisory lock for the whole of goose's work. goose's own
+// session locker covers only the applying of migrations; its check for
+// pending ones runs unlocked and creates the version table when missing,
+// so replicas starting at once on a new database raced to create it (goose
+// retried, but Postgres logged a failed CREATE TABLE for each loser).
 func Migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS) error {
+	// The lock lives on a connection of its own, outside the pool, so a
+	// pool of one connection still has it free for goose; closing the
+	// connection releases the lock.
+	conn, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrateLock); err != nil {
+		return fmt.Errorf("migrate: lock: %w", err)
+	}
 	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()
-	locker, err := lock.NewPostgresSessionLocker()
-	if err != nil {
-		return err
-	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations, goose.WithSessionLocker(locker))
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations)
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
 	}
