@@ -136,9 +136,11 @@ func testTransferTwice(t *testing.T, sys *testenv.System) {
 	do(t, sys, bctx, 10*time.Second, chromedp.Navigate(testenv.URL(sys.Console.Public)+"/activity?account="+aliceAccount))
 	// The page reloads itself until the transfer is in the feed.
 	deadline := time.Now().Add(25 * time.Second)
-	for !strings.Contains(get(t, sys, bctx, chromedp.Evaluate[string](`document.body.innerText`)), "appeared here") {
+	// Mid-reload there is no body yet: read it as empty, not as an error.
+	page := chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`)
+	for !strings.Contains(get(t, sys, bctx, page), "appeared here") {
 		if time.Now().After(deadline) {
-			t.Fatalf("the transfer did not appear in the activity feed:\n%s", get(t, sys, bctx, chromedp.Evaluate[string](`document.body.innerText`)))
+			t.Fatalf("the transfer did not appear in the activity feed:\n%s", get(t, sys, bctx, page))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
