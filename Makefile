@@ -135,5 +135,5 @@ api-docs: ## Lint each service's OpenAPI document and render it to a static HTML
 	@bash tools/apidocs/build.sh
 
 .PHONY: compose-test
-compose-test: ## Bring docker-compose.yml up for real (Docker Engine and Compose v2 installed if missing; local stand-ins of the third-party images, deploy/ci) and drive it end to end from the host; then down -v.
-	@bash deploy/ci/compose-test.sh
+compose-test: ## Bring docker-compose.yml up for real (Docker Engine and Compose v2 installed if missing; local stand-ins of the third-party images, deploy/ci) and drive it end to end from the host; then down -v. HA=1: the profile ha, and the HA drills in containers.
+	@STRATA_COMPOSE_HA=$(if $(filter 1,$(HA)),1,0) bash deploy/ci/compose-test.sh

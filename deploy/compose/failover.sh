@@ -12,7 +12,7 @@
 # writable primary (split brain). Rebuild it as a replica of the new one
 # (pg_basebackup into an emptied volume) before starting it.
 set -euo pipefail
-compose=(docker compose --env-file deploy/compose/ha.env --profile ha)
+compose=("${DOCKER:-docker}" compose --env-file deploy/compose/ha.env --profile ha)
 case ${1:-} in
 postgres)
   t0=$(date +%s.%N)

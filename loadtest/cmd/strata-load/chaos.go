@@ -32,10 +32,18 @@ func runChaos(ctx context.Context, args []string, src *mtls.Source, o options, w
 	only := fs.String("only", "", "comma-separated drill names (substrings) to run; default all")
 	live := fs.Bool("live", false, "print one line per second")
 	ha := fs.Bool("ha", os.Getenv("STRATA_HA") == "1", "run the HA drills (make run-ha: a Cassandra node, a replica of each service, Postgres and Redis failovers)")
+	compose := fs.Bool("compose", false, "with -ha: the drills act on the containers of the compose profile ha (deploy/compose/drill.sh) instead of make run-ha's processes")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	root := strata.RepoRoot()
+	if *compose {
+		if !*ha {
+			return fmt.Errorf("-compose runs the HA drills only: add -ha")
+		}
+		return runDrills(ctx, composeEnv(filepath.Join(root, "deploy/compose/drill.sh")), src, o, w, runFlags{rate: *rate, warm: *warm,
+			hold: *hold, after: *after, expiry: *expiry, only: *only, live: *live, ha: true})
+	}
 	stackDir := os.Getenv("STRATA_STACK_DIR")
 	if stackDir == "" {
 		stackDir = filepath.Join(root, ".stack")
@@ -77,10 +85,24 @@ func runChaos(ctx context.Context, args []string, src *mtls.Source, o options, w
 			return nil
 		},
 	}
+	return runDrills(ctx, env, src, o, w, runFlags{rate: *rate, warm: *warm, hold: *hold, after: *after, expiry: *expiry,
+		only: *only, live: *live, ha: *ha})
+}
+
+// runFlags are chaos's own flags.
+type runFlags struct {
+	rate                      float64
+	warm, hold, after, expiry time.Duration
+	only                      string
+	live, ha                  bool
+}
+
+// runDrills runs the drills on env, prints the table and fails on a violation.
+func runDrills(ctx context.Context, env *chaos.Env, src *mtls.Source, o options, w io.Writer, f runFlags) error {
 	api := strata.New(o.endpoints, &tls.Config{RootCAs: src.Roots(), MinVersion: tls.VersionTLS13}, 512)
-	results, err := chaos.Run(ctx, chaos.Options{API: api, Env: env, Password: o.password, Users: o.users, Rate: *rate,
-		Warm: *warm, Hold: *hold, After: *after, ExpiryTTL: *expiry, Bound: o.bound, Only: strings.Split(*only, ","),
-		Out: w, Live: *live, Drills: map[bool][]chaos.Drill{false: chaos.Drills, true: chaos.HADrills}[*ha]})
+	results, err := chaos.Run(ctx, chaos.Options{API: api, Env: env, Password: o.password, Users: o.users, Rate: f.rate,
+		Warm: f.warm, Hold: f.hold, After: f.after, ExpiryTTL: f.expiry, Bound: o.bound, Only: strings.Split(f.only, ","),
+		Out: w, Live: f.live, Drills: map[bool][]chaos.Drill{false: chaos.Drills, true: chaos.HADrills}[f.ha]})
 	fmt.Fprintln(w)
 	chaos.Table(w, results)
 	if err != nil {
@@ -111,6 +133,37 @@ func (n native) Kill(_ context.Context, service string) error {
 func (n native) Start(ctx context.Context, service string) error {
 	if out, err := exec.CommandContext(ctx, "bash", n.script, "start").CombinedOutput(); err != nil {
 		return fmt.Errorf("services.sh start: %v: %s", err, out)
+	}
+	return nil
+}
+
+// composeEnv is the HA drills' environment on the compose profile ha: the
+// store verbs and the service kills go to deploy/compose/drill.sh, which
+// acts on the containers.
+func composeEnv(script string) *chaos.Env {
+	run := func(ctx context.Context, args ...string) (string, error) {
+		out, err := exec.CommandContext(ctx, "bash", append([]string{script}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	return &chaos.Env{Services: containers{run: run}, Stack: run}
+}
+
+// containers kills service containers with SIGKILL and starts whatever is
+// not running, both through drill.sh.
+type containers struct {
+	run func(ctx context.Context, args ...string) (string, error)
+}
+
+func (c containers) Kill(ctx context.Context, service string) error {
+	if out, err := c.run(ctx, "kill", service); err != nil {
+		return fmt.Errorf("drill.sh kill %s: %v: %s", service, err, out)
+	}
+	return nil
+}
+
+func (c containers) Start(ctx context.Context, _ string) error {
+	if out, err := c.run(ctx, "services"); err != nil {
+		return fmt.Errorf("drill.sh services: %v: %s", err, out)
 	}
 	return nil
 }
