@@ -108,6 +108,14 @@ func serverGone(e *pgconn.PgError) bool {
 	return e.Severity == "FATAL" && (e.Code == "57P01" || e.Code == "57P02" || e.Code == "57P03")
 }
 
+// ServerGone reports whether err carries such a FATAL error: the server is
+// shutting down, crashed or starting (a restart or a failover in
+// progress), so the store is unavailable for now rather than broken.
+func ServerGone(err error) bool {
+	var e *pgconn.PgError
+	return errors.As(err, &e) && serverGone(e)
+}
+
 // ConnLost reports whether conn, whose statement just failed, was lost
 // under it (closed, and not because ctx ended), and then resets pool: a
 // server that went away without a word (killed, or the network dropped)

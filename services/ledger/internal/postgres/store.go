@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -432,9 +431,7 @@ func translate(op string, err error) error {
 		return fmt.Errorf("%s: %w", op, ledger.ErrNotFound)
 	case errors.As(err, &pg) && pg.Code == "40001", errors.As(err, &pg) && pg.Code == "40P01":
 		return fmt.Errorf("%s: retries exhausted: %w", op, ledger.ErrUnavailable)
-	case errors.As(err, &pg) && strings.HasPrefix(pg.Code, "57P"):
-		// The server is shutting down, crashed or not yet started (a
-		// failover in progress): unavailable for now, not a bug.
+	case pgstore.ServerGone(err):
 		return fmt.Errorf("%s: %v: %w", op, err, ledger.ErrUnavailable)
 	case errors.As(err, &pg):
 		return fmt.Errorf("%s: %w", op, err)
