@@ -55,10 +55,21 @@ func (v *Validator) Middleware(log *slog.Logger) func(http.Handler) http.Handler
 }
 
 func unauthorized(w http.ResponseWriter, r *http.Request, code string) {
+	refuse(w, r, code, "a valid access token is required")
+}
+
+// SessionEnded answers 401 for a valid token whose session has ended
+// (ErrSessionEnded): the client must sign in again.
+func SessionEnded(w http.ResponseWriter, r *http.Request) {
+	refuse(w, r, "invalid_token", "the session of this token has ended")
+}
+
+// refuse answers 401 with an RFC 6750 challenge; code, when set, is its error.
+func refuse(w http.ResponseWriter, r *http.Request, code, detail string) {
 	challenge := `Bearer realm="strata"`
 	if code != "" {
 		challenge += `, error="` + code + `"`
 	}
 	w.Header().Set("WWW-Authenticate", challenge)
-	problem.New(http.StatusUnauthorized, "a valid access token is required").Send(w, r)
+	problem.New(http.StatusUnauthorized, detail).Send(w, r)
 }

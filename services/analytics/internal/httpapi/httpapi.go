@@ -167,8 +167,8 @@ func (a *API) fail(c *gin.Context, err error) {
 	case errors.Is(err, analytics.ErrUnknownAccount):
 		server.Abort(c, problem.New(http.StatusUnprocessableEntity, "an event names an account that is unknown or not yours"))
 	case errors.Is(err, authn.ErrSessionEnded):
-		c.Header("WWW-Authenticate", `Bearer realm="strata", error="invalid_token"`)
-		server.Abort(c, problem.New(http.StatusUnauthorized, "the session of this token has ended"))
+		authn.SessionEnded(c.Writer, c.Request)
+		c.Abort()
 	case errors.Is(err, authn.ErrSessionUnknown):
 		a.log.WarnContext(c.Request.Context(), "session check failed; refusing the write", "err", err)
 		server.Abort(c, problem.New(http.StatusServiceUnavailable, "a dependency is unavailable; retry later").WithRetryAfter(time.Second))

@@ -73,8 +73,8 @@ func (a *API) stateful(c *gin.Context) {
 		return
 	}
 	if !ok {
-		c.Header("WWW-Authenticate", `Bearer realm="strata", error="invalid_token"`)
-		server.Abort(c, problem.New(http.StatusUnauthorized, "the session of this token has ended"))
+		authn.SessionEnded(c.Writer, c.Request)
+		c.Abort()
 		return
 	}
 	c.Next()

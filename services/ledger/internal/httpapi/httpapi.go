@@ -313,8 +313,8 @@ func (a *API) fail(c *gin.Context, err error) {
 	case errors.Is(err, ledger.ErrCurrencyMismatch):
 		server.Abort(c, problem.New(http.StatusUnprocessableEntity, "currency does not match the accounts"))
 	case errors.Is(err, ledger.ErrSessionEnded):
-		c.Header("WWW-Authenticate", `Bearer realm="strata", error="invalid_token"`)
-		server.Abort(c, problem.New(http.StatusUnauthorized, "the session of this token has ended"))
+		authn.SessionEnded(c.Writer, c.Request)
+		c.Abort()
 	case errors.Is(err, ledger.ErrUnavailable):
 		a.log.WarnContext(c.Request.Context(), "dependency unavailable", "err", err)
 		server.Abort(c, problem.New(http.StatusServiceUnavailable, "a dependency is unavailable; retry later").WithRetryAfter(time.Second))

@@ -82,8 +82,8 @@ func (a *API) deleteOwn(c *gin.Context) {
 	ctx := c.Request.Context()
 	p, _ := authn.FromContext(ctx)
 	if _, err := a.svc.Get(ctx, p.SessionID); errors.Is(err, session.ErrNotFound) || errors.Is(err, session.ErrInvalid) {
-		c.Header("WWW-Authenticate", `Bearer realm="strata", error="invalid_token"`)
-		server.Abort(c, problem.New(http.StatusUnauthorized, "the session of this token has ended"))
+		authn.SessionEnded(c.Writer, c.Request)
+		c.Abort()
 		return
 	} else if err != nil {
 		fail(c, err)
